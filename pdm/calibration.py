@@ -1,0 +1,107 @@
+"""Label-free thresholds, fitted on the scores of held-back normal windows (the calibration set).
+
+The target is a per-window false-alarm rate ``q``: the share of normal windows whose score should exceed the
+threshold. Two methods:
+
+- ``quantile``: the empirical ``1 - q`` quantile of the calibration scores. Exact when the calibration set has many
+  more than ``1 / q`` windows; coarse for extreme ``q``.
+- ``pot`` (peaks over threshold): scores above an initial level ``u`` (the ``init_level`` quantile) are fitted with a
+  generalised Pareto distribution (scipy), and the threshold is the level exceeded with probability ``q``
+  (Siffer et al., KDD 2017)::
+
+      z = u + sigma / xi * ((q * n / n_u) ** -xi - 1)      (xi != 0)
+      z = u - sigma * log(q * n / n_u)                       (xi == 0)
+
+  It extrapolates beyond the largest calibration score, so it works for extreme ``q``. With fewer than
+  ``min_peaks`` peaks it falls back to ``quantile`` and says so in ``params``.
+
+>>> import numpy as np
+>>> scores = np.random.default_rng(0).exponential(size=20_000)
+>>> t = Threshold.fit(scores, method="quantile", target_rate=0.01)
+>>> bool(abs(t.value - np.log(100)) < 0.2)
+True
+>>> t = Threshold.fit(scores, method="pot", target_rate=0.001)
+>>> bool(abs(t.value - np.log(1000)) < 0.5)
+True
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from pdm.errors import DataError
+
+ThresholdMethod = Literal["quantile", "pot"]
+
+
+class Threshold(BaseModel):
+    """A calibrated threshold with its method and parameters; serialised as ``threshold.json``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    value: float
+    method: ThresholdMethod
+    target_rate: float = Field(gt=0, lt=1)
+    n_calibration: int
+    calibration_exceedance_rate: float
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def fit(
+        cls,
+        scores: np.ndarray,
+        *,
+        method: ThresholdMethod,
+        target_rate: float,
+        init_level: float = 0.98,
+        min_peaks: int = 20,
+    ) -> Threshold:
+        scores = np.asarray(scores, dtype=np.float64)
+        scores = scores[np.isfinite(scores)]
+        if len(scores) == 0:
+            raise DataError("no calibration scores: expected at least one held-back normal window")
+        if not 0 < target_rate < 1:
+            raise DataError(f"found target_rate={target_rate}, expected 0 < target_rate < 1")
+        params: dict[str, Any] = {}
+        value = float("nan")
+        if method == "pot":
+            value, params = _pot(scores, target_rate, init_level, min_peaks)
+        elif method != "quantile":
+            raise DataError(f"found threshold method {method!r}, expected 'quantile' or 'pot'")
+        if not math.isfinite(value):
+            value = float(np.quantile(scores, 1.0 - target_rate, method="higher"))
+            if method == "pot":
+                params["fallback"] = "quantile"
+        return cls(
+            value=value,
+            method=method,
+            target_rate=target_rate,
+            n_calibration=len(scores),
+            calibration_exceedance_rate=float(np.mean(scores > value)),
+            params=params,
+        )
+
+
+def _pot(scores: np.ndarray, q: float, init_level: float, min_peaks: int) -> tuple[float, dict[str, Any]]:
+    """Peaks-over-threshold; returns NaN (and the reason) when a fit is not possible."""
+    from scipy.stats import genpareto
+
+    n = len(scores)
+    u = float(np.quantile(scores, init_level))
+    excess = scores[scores > u] - u
+    params: dict[str, Any] = {"init_level": init_level, "u": u, "n_peaks": len(excess)}
+    if len(excess) < min_peaks:
+        params["reason"] = f"{len(excess)} peaks over the initial level, fewer than min_peaks={min_peaks}"
+        return float("nan"), params
+    if q * n / len(excess) >= 1.0:
+        # The target is less extreme than the initial level: the empirical quantile is the better estimate.
+        params["reason"] = "target rate not beyond the initial level"
+        return float("nan"), params
+    xi, _, sigma = genpareto.fit(excess, floc=0.0)
+    ratio = q * n / len(excess)
+    z = u - sigma * math.log(ratio) if abs(xi) < 1e-06 else u + sigma / xi * (ratio ** (-xi) - 1.0)
+    params.update({"xi": float(xi), "sigma": float(sigma)})
+    return float(z), params

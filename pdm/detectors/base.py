@@ -1,0 +1,389 @@
+"""The detector contract, shared by every detector. **A high score means anomalous.**
+
+Public methods validate their input and call the subclass's ``_fit_core`` / ``_sensor_errors``:
+
+- ``fit(frames)``: learn normal behaviour from one or more frames (one per machine or per recording), hold back
+  the tail of each frame as a calibration set, and calibrate the threshold on it without labels.
+- ``score(frame)``: per-timestamp score; the score at ``t`` is that of the window ending at ``t``. Rows before the
+  first full window of a segment have no score (``NaN``) and are not anomalous.
+- ``predict(frame)``: the alarm rule applied to ``score > threshold`` (booleans).
+- ``explain(frame)``: each sensor's share of the window's error (rows sum to 1).
+- ``detect(frame)``: all of the above in one pass.
+- ``save(name_dir)`` / ``load(path)``: versioned model directories (`pdm.saving`).
+
+A *segment* is a run of readings with no gap larger than ``max_gap_factor`` times the training data's median
+sampling period; no window spans two segments, and the alarm state restarts with each segment.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+
+from pdm.alarm import AlarmRule
+from pdm.calibration import Threshold, ThresholdMethod
+from pdm.data.frames import (
+    PreparedFrame,
+    fill_missing,
+    find_timestamp_column,
+    median_period,
+    numeric_columns,
+    prepare_frame,
+    segment_bounds,
+    split_by_machine,
+)
+from pdm.detectors.config import DetectorConfig, FeatureInfo, feature_infos, runtime_versions
+from pdm.errors import CorruptModelError, DataError, ModelLoadError, NotFittedError
+from pdm.saving import FORMAT_VERSION, read_model_json, resolve_version_dir, verify_version_dir, write_json
+from pdm.saving import write_version as _write_version
+from pdm.scaling import Scaler, ScalingMode
+
+logger = logging.getLogger(__name__)
+
+Frames = pd.DataFrame | Sequence[pd.DataFrame] | Mapping[str, pd.DataFrame]
+MIN_CALIBRATION_WINDOWS = 100
+
+
+class Detector(ABC):
+    """Base class; see the module docstring for the contract."""
+
+    kind: ClassVar[str]
+    registry: ClassVar[dict[str, str]] = {
+        "gru_autoencoder": "pdm.detectors.gru:GRUAutoencoderDetector",
+        "robust_zscore": "pdm.detectors.zscore:RobustZScoreDetector",
+    }
+
+    def __init__(
+        self,
+        *,
+        features: Sequence[str] | None = None,
+        timestamp_column: str | None = None,
+        machine_column: str | None = "machine_id",
+        units: Mapping[str, str] | None = None,
+        scaling: ScalingMode = "per_machine",
+        max_gap_factor: float = 5.0,
+        calibration_fraction: float = 0.2,
+        threshold_method: ThresholdMethod = "pot",
+        target_false_alarm_rate: float = 1e-3,
+        alarm_k: int = 3,
+        alarm_n: int = 5,
+        alarm_m: int = 5,
+        seed: int = 0,
+    ) -> None:
+        self.features = features
+        self.timestamp_column = timestamp_column
+        self.machine_column = machine_column
+        self.units = units
+        self.scaling = scaling
+        self.max_gap_factor = max_gap_factor
+        self.calibration_fraction = calibration_fraction
+        self.threshold_method = threshold_method
+        self.target_false_alarm_rate = target_false_alarm_rate
+        self.alarm_k = alarm_k
+        self.alarm_n = alarm_n
+        self.alarm_m = alarm_m
+        self.seed = seed
+
+    # ----------------------------------------------------------------- subclass hooks
+    @property
+    @abstractmethod
+    def window_length(self) -> int:
+        """Readings per window."""
+
+    @abstractmethod
+    def _fit_core(self, segments: list[np.ndarray]) -> dict[str, Any]:
+        """Fit on scaled, filled training segments (each (L >= window, F)); returns evaluation figures."""
+
+    @abstractmethod
+    def _sensor_errors(self, segments: list[np.ndarray]) -> list[np.ndarray]:
+        """Per-sensor error of every window of each segment: (L - window + 1, F), >= 0."""
+
+    @staticmethod
+    def _aggregate(errors: np.ndarray) -> np.ndarray:
+        """Window score from per-sensor errors (default: their mean)."""
+        return np.asarray(errors.mean(axis=1))
+
+    def _save_core(self, directory: Path) -> None:  # noqa: B027 - optional hook
+        """Write subclass files (weights) into ``directory``."""
+
+    def _load_core(self, directory: Path) -> None:  # noqa: B027 - optional hook
+        """Read what ``_save_core`` wrote."""
+
+    def _versions(self) -> dict[str, str]:
+        return runtime_versions()
+
+    # ----------------------------------------------------------------- parameters
+    def get_params(self) -> dict[str, Any]:
+        """Constructor hyper-parameters (scikit-learn style)."""
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        params = {n: getattr(self, n) for n in names}
+        for key in ("features",):
+            if params[key] is not None:
+                params[key] = list(params[key])
+        if params.get("units") is not None:
+            params["units"] = dict(params["units"])
+        return params
+
+    def _check_params(self) -> None:
+        if self.scaling not in ("global", "per_machine"):
+            raise DataError(f"found scaling={self.scaling!r}, expected 'global' or 'per_machine'")
+        if not 0 < self.calibration_fraction < 1:
+            raise DataError(f"found calibration_fraction={self.calibration_fraction}, expected between 0 and 1")
+        if self.max_gap_factor < 1:
+            raise DataError(f"found max_gap_factor={self.max_gap_factor}, expected >= 1")
+        AlarmRule(k=self.alarm_k, n=self.alarm_n, m=self.alarm_m)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "threshold_"):
+            name = type(self).__name__
+            raise NotFittedError(f"this {name} is not fitted yet: call fit(frames) or {name}.load(path) first")
+
+    @property
+    def is_fitted(self) -> bool:
+        return hasattr(self, "threshold_")
+
+    # ----------------------------------------------------------------- fit
+    def fit(self, frames: Frames) -> Self:
+        """Learn normal behaviour; see the module docstring. Returns ``self``."""
+        self._check_params()
+        started = time.monotonic()
+        pairs = split_by_machine(frames, self.machine_column)
+        first = pairs[0][1]
+        ts_col = find_timestamp_column(first, self.timestamp_column)
+        features = list(self.features) if self.features else numeric_columns(first, [ts_col, self.machine_column])
+        if not features:
+            raise DataError(f"no numeric sensor columns found in {list(map(str, first.columns))}: expected at least"
+                            " one (name them with features=...)")
+        prepared = [prepare_frame(df, features, timestamp_column=self.timestamp_column, machine_id=m)
+                    for m, df in pairs]
+        period = median_period(p.ts for p in prepared)
+        max_gap = self.max_gap_factor * period
+        window = self.window_length
+        cuts = [round(len(p.ts) * (1 - self.calibration_fraction)) for p in prepared]
+        by_machine: dict[str, list[np.ndarray]] = {}
+        for p, cut in zip(prepared, cuts, strict=True):
+            by_machine.setdefault(p.machine_id, []).append(p.values[:cut])
+        scaler = Scaler.fit({m: np.concatenate(v) for m, v in by_machine.items()}, self.scaling)
+        fit_segments = [s for p, cut in zip(prepared, cuts, strict=True)
+                        for s in self._segments(p, scaler, max_gap, 0, cut)]
+        if not fit_segments:
+            longest = max(len(p.ts) for p in prepared)
+            raise DataError(f"too few rows: found at most {longest} rows per frame ({1 - self.calibration_fraction:.0%}"
+                            f" used for fitting) without a gap, expected at least window={window} rows")
+        figures = self._fit_core(fit_segments)
+        cal_segments, overlap = self._calibration_segments(prepared, cuts, scaler, max_gap)
+        cal_errors = self._sensor_errors(cal_segments)
+        cal_scores = np.concatenate([self._aggregate(e) for e in cal_errors]) if cal_errors else np.array([])
+        threshold = Threshold.fit(cal_scores, method=self.threshold_method, target_rate=self.target_false_alarm_rate)
+        warnings = []
+        if overlap:
+            warnings.append(f"short history: calibration windows overlap the fitting data ({len(cal_scores)} "
+                            "windows); the threshold may be optimistic")
+        if threshold.params.get("fallback"):
+            warnings.append(f"peaks-over-threshold fell back to the empirical quantile: {threshold.params['reason']}")
+        constant = [features[i] for i in scaler.constant_columns()]
+        if constant:
+            warnings.append(f"constant in training (any change will stand out): {constant}")
+        for w in warnings:
+            logger.warning(w)
+        self.features_ = features
+        self.scaler_ = scaler
+        self.period_s_ = period
+        self.threshold_ = threshold
+        self.alarm_rule_ = AlarmRule(k=self.alarm_k, n=self.alarm_n, m=self.alarm_m)
+        self.training_summary_ = {
+            "frames": len(prepared),
+            "machines": sorted(by_machine),
+            "rows": int(sum(len(p.ts) for p in prepared)),
+            "rows_fitting": int(sum(cuts)),
+            "rows_calibration": int(sum(len(p.ts) - c for p, c in zip(prepared, cuts, strict=True))),
+            "time_span": [float(min(p.ts[0] for p in prepared)), float(max(p.ts[-1] for p in prepared))],
+            "period_s": period,
+            "missing_values": int(sum(p.n_missing for p in prepared)),
+            "duplicate_timestamps": int(sum(p.n_duplicates for p in prepared)),
+            "constant_columns": constant,
+            "warnings": warnings,
+            "fit_seconds": round(time.monotonic() - started, 2),
+        }
+        self.evaluation_ = {**figures, "calibration_windows": len(cal_scores),
+                            "calibration_exceedance_rate": threshold.calibration_exceedance_rate}
+        return self
+
+    def _segments(self, p: PreparedFrame, scaler: Scaler, max_gap: float, start: int, end: int) -> list[np.ndarray]:
+        """Scaled, filled segments of rows [start, end) that hold at least one window."""
+        scaled = scaler.transform(p.values[start:end], p.machine_id)
+        out = []
+        for s, e in segment_bounds(p.ts[start:end], max_gap):
+            if e - s >= self.window_length:
+                out.append(fill_missing(scaled[s:e]))
+        return out
+
+    def _calibration_segments(self, prepared: list[PreparedFrame], cuts: list[int], scaler: Scaler,
+                              max_gap: float) -> tuple[list[np.ndarray], bool]:
+        """Held-back tail of each frame; windows overlap the fitting rows only when the history is too short."""
+        segs = [s for p, c in zip(prepared, cuts, strict=True)
+                for s in self._segments(p, scaler, max_gap, c, len(p.ts))]
+        n_windows = sum(len(s) - self.window_length + 1 for s in segs)
+        if n_windows >= MIN_CALIBRATION_WINDOWS or self.window_length == 1:
+            return segs, False
+        back = self.window_length - 1
+        segs = [s for p, c in zip(prepared, cuts, strict=True)
+                for s in self._segments(p, scaler, max_gap, max(0, c - back), len(p.ts))]
+        if not segs:
+            raise DataError(f"too few rows to calibrate: expected at least window={self.window_length} rows in the "
+                            "held-back tail of some frame; give more history or a shorter window")
+        return segs, True
+
+    # ----------------------------------------------------------------- scoring
+    def detect(self, frame: pd.DataFrame, machine_id: str | None = None) -> pd.DataFrame:
+        """One row per input row, in input order: ``score``, ``threshold``, ``exceeds``, ``alarm`` and one
+        ``contrib_<sensor>`` column per sensor. ``machine_id`` selects per-machine scaling when the frame has no
+        machine column."""
+        self._check_fitted()
+        if not isinstance(frame, pd.DataFrame):
+            raise DataError(f"found a {type(frame).__name__}, expected a pandas DataFrame")
+        n_rows, n_feat = len(frame), len(self.features_)
+        scores = np.full(n_rows, np.nan)
+        alarms = np.zeros(n_rows, dtype=bool)
+        contrib = np.full((n_rows, n_feat), np.nan)
+        groups = self._groups(frame, machine_id)
+        for mid, positions, df in groups:
+            p = prepare_frame(df, self.features_, timestamp_column=self.timestamp_column, machine_id=mid)
+            s, a, c = self._score_prepared(p)
+            scores[positions] = s[p.inverse]
+            alarms[positions] = a[p.inverse]
+            contrib[positions] = c[p.inverse]
+        out = pd.DataFrame({"score": scores, "threshold": self.threshold_.value}, index=frame.index)
+        out["exceeds"] = np.nan_to_num(scores, nan=-np.inf) > self.threshold_.value
+        out["alarm"] = alarms
+        for j, name in enumerate(self.features_):
+            out[f"contrib_{name}"] = contrib[:, j]
+        return out
+
+    def _groups(self, frame: pd.DataFrame, machine_id: str | None) -> list[tuple[str, np.ndarray, pd.DataFrame]]:
+        if machine_id is None and self.machine_column is not None and self.machine_column in frame.columns:
+            groups = frame.groupby(self.machine_column, sort=False).indices
+            return [(str(k), np.asarray(pos), frame.iloc[pos]) for k, pos in groups.items()]
+        return [(machine_id or "", np.arange(len(frame)), frame)]
+
+    def _score_prepared(self, p: PreparedFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        n, window = len(p.ts), self.window_length
+        scores = np.full(n, np.nan)
+        alarms = np.zeros(n, dtype=bool)
+        contrib = np.full((n, len(self.features_)), np.nan)
+        scaled = self.scaler_.transform(p.values, p.machine_id)
+        bounds = [(s, e) for s, e in segment_bounds(p.ts, self.period_s_ * self.max_gap_factor) if e - s >= window]
+        errors = self._sensor_errors([fill_missing(scaled[s:e]) for s, e in bounds])
+        for (s, _e), err in zip(bounds, errors, strict=True):
+            rows = slice(s + window - 1, s + window - 1 + len(err))
+            seg_scores = self._aggregate(err)
+            scores[rows] = seg_scores
+            alarms[rows] = self.alarm_rule_.apply(seg_scores > self.threshold_.value)
+            total = err.sum(axis=1, keepdims=True)
+            contrib[rows] = np.where(total > 0, err / np.where(total > 0, total, 1.0), 1.0 / err.shape[1])
+        return scores, alarms, contrib
+
+    def score(self, frame: pd.DataFrame, machine_id: str | None = None) -> pd.Series:
+        """Per-timestamp score, higher = more anomalous; ``NaN`` before the first full window."""
+        return self.detect(frame, machine_id)["score"]
+
+    def predict(self, frame: pd.DataFrame, machine_id: str | None = None) -> pd.Series:
+        """Alarm state per timestamp (the alarm rule applied)."""
+        return self.detect(frame, machine_id)["alarm"]
+
+    def explain(self, frame: pd.DataFrame, machine_id: str | None = None) -> pd.DataFrame:
+        """Each sensor's share of the window's error; rows sum to 1 (``NaN`` before the first full window)."""
+        out = self.detect(frame, machine_id)
+        shares = out[[f"contrib_{f}" for f in self.features_]]
+        shares.columns = list(self.features_)
+        return shares
+
+    def add_machine(self, machine_id: str, frame: pd.DataFrame) -> None:
+        """Give a new machine its own scaling from its normal history, without retraining (``per_machine``)."""
+        self._check_fitted()
+        p = prepare_frame(frame, self.features_, timestamp_column=self.timestamp_column, machine_id=machine_id)
+        self.scaler_.add_machine(machine_id, p.values)
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, name_dir: Path | str, *, make_current: bool = True) -> Path:
+        """Write a new version under ``name_dir`` (atomically) and make it current; returns the version dir."""
+        self._check_fitted()
+        config = DetectorConfig(
+            format_version=FORMAT_VERSION, detector=self.kind, created_at=time.time(), versions=self._versions(),
+            params=self.get_params(), features=feature_infos(self.features_, dict(self.units or {})),
+            window=self.window_length, period_s=self.period_s_, max_gap_s=self.period_s_ * self.max_gap_factor,
+        )
+
+        def write(tmp: Path) -> None:
+            write_json(tmp / "config.json", config)
+            write_json(tmp / "scaler.json", self.scaler_)
+            write_json(tmp / "threshold.json", self.threshold_)
+            write_json(tmp / "alarm.json", self.alarm_rule_)
+            write_json(tmp / "training.json", self.training_summary_)
+            write_json(tmp / "evaluation.json", self.evaluation_)
+            self._save_core(tmp)
+
+        version_dir = _write_version(name_dir, write, make_current=make_current)
+        self.version_dir_ = version_dir
+        return version_dir
+
+    @classmethod
+    def load(cls, path: Path | str) -> Detector:
+        """Load a model name directory (its ``current`` version) or a version directory, verifying checksums."""
+        import importlib
+
+        version_dir = resolve_version_dir(path)
+        verify_version_dir(version_dir)
+        config = read_model_json(version_dir, "config.json", DetectorConfig)
+        target = cls.registry.get(config.detector)
+        if target is None:
+            raise CorruptModelError(version_dir / "config.json", f"names unknown detector {config.detector!r}",
+                                    f"expected one of {sorted(cls.registry)}")
+        module, _, attr = target.partition(":")
+        det_cls: type[Detector] = getattr(importlib.import_module(module), attr)
+        if cls is not Detector and not issubclass(det_cls, cls):
+            raise ModelLoadError(version_dir, f"holds a {det_cls.__name__}, not a {cls.__name__}",
+                                 f"load it with {det_cls.__name__}.load or Detector.load")
+        try:
+            det = det_cls(**config.params)
+        except TypeError as exc:
+            raise CorruptModelError(version_dir / "config.json", f"has invalid params ({exc})",
+                                    "retrain, or load with the pdm version that wrote it") from None
+        det.features_ = [f.name for f in config.features]
+        det.period_s_ = config.period_s
+        det.scaler_ = read_model_json(version_dir, "scaler.json", Scaler)
+        det.threshold_ = read_model_json(version_dir, "threshold.json", Threshold)
+        det.alarm_rule_ = read_model_json(version_dir, "alarm.json", AlarmRule)
+        det.training_summary_ = _read_dict(version_dir / "training.json")
+        det.evaluation_ = _read_dict(version_dir / "evaluation.json")
+        if len(det.scaler_.global_stats.center) != len(det.features_):
+            raise CorruptModelError(version_dir / "scaler.json", f"has {len(det.scaler_.global_stats.center)} "
+                                    f"sensors, expected {len(det.features_)}", "retrain the model")
+        det._load_core(version_dir)
+        det.version_dir_ = version_dir
+        return det
+
+    @property
+    def feature_infos(self) -> list[FeatureInfo]:
+        self._check_fitted()
+        return feature_infos(self.features_, dict(self.units or {}))
+
+
+def _read_dict(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CorruptModelError(path, f"cannot be read as JSON ({exc})", "restore from a backup or retrain") from None
+    if not isinstance(data, dict):
+        raise CorruptModelError(path, "is not a JSON object", "restore from a backup or retrain")
+    return data

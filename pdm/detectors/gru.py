@@ -1,0 +1,237 @@
+"""GRU (or LSTM) sequence autoencoder: learns to reconstruct windows of normal sensor history.
+
+Architecture: recurrent encoder -> Dense latent -> RepeatVector -> recurrent decoder -> Dense per step (a plain
+``Dense`` on the 3-D tensor, which Keras 3 runs as one matmul, unlike ``TimeDistributed``). The window score is the
+mean squared reconstruction error of the scaled sensors; each sensor's share of it is its contribution.
+
+Short histories (a few hundred rows): the training stride drops to 1 so every window is used, and when the
+held-back tail holds fewer than 100 windows the calibration windows may overlap the fitting rows (reported in
+``training_summary_["warnings"]``). Use a shorter ``window`` (16-32) so enough windows exist; a clear fault still
+stands far above the threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from pdm.calibration import ThresholdMethod
+from pdm.detectors.base import Detector
+from pdm.engines import window_errors
+from pdm.errors import CorruptModelError, DataError
+from pdm.scaling import ScalingMode
+
+logger = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+
+
+def build_autoencoder(window: int, n_features: int, *, hidden: int, latent: int, layers: int, dropout: float,
+                      cell: str) -> Any:
+    """The Keras model (not compiled)."""
+    import keras
+
+    rnn = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}[cell]
+    inputs = keras.Input(shape=(window, n_features), name="window")
+    x = inputs
+    for i in range(layers):
+        x = rnn(hidden, return_sequences=i < layers - 1, dropout=dropout, name=f"encoder_{i}")(x)
+    z = keras.layers.Dense(latent, name="latent")(x)
+    x = keras.layers.RepeatVector(window, name="repeat")(z)
+    for i in range(layers):
+        x = rnn(hidden, return_sequences=True, dropout=dropout, name=f"decoder_{i}")(x)
+    outputs = keras.layers.Dense(n_features, name="reconstruction")(x)
+    return keras.Model(inputs, outputs, name=f"{cell}_autoencoder")
+
+
+def sliding_windows(segment: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
+    """(L, F) -> (⌊(L - window) / stride⌋ + 1, window, F), a view.
+
+    >>> sliding_windows(np.arange(5.0)[:, None], 3, 2)[:, :, 0].tolist()
+    [[0.0, 1.0, 2.0], [2.0, 3.0, 4.0]]
+    """
+    view = np.lib.stride_tricks.sliding_window_view(segment, window, axis=0)  # (n, F, window)
+    return np.swapaxes(view, 1, 2)[::stride]
+
+
+class GRUAutoencoderDetector(Detector):
+    """Recurrent autoencoder detector. A high score means anomalous.
+
+    Hyper-parameters (defaults in brackets): ``window`` [64] readings per window; ``stride`` ["auto"] between
+    training windows (auto: 1, or larger so at most ``max_train_windows`` [20000] are used); ``hidden`` [64] and
+    ``latent`` [16] sizes; ``layers`` [1] recurrent layers in encoder and decoder; ``dropout`` [0.0];
+    ``cell`` ["gru"] or "lstm"; ``epochs`` [30], ``batch_size`` [256], ``learning_rate`` [1e-3];
+    ``patience`` [3] epochs without validation improvement before early stopping (0 disables);
+    ``validation_fraction`` [0.1] of training windows; ``jit_compile`` [True] for the XLA scoring path. The common
+    parameters (features, scaling, calibration, alarm rule, seed) are documented in `pdm.detectors.base`.
+    """
+
+    kind = "gru_autoencoder"
+
+    def __init__(
+        self,
+        *,
+        window: int = 64,
+        stride: int | Literal["auto"] = "auto",
+        max_train_windows: int = 20_000,
+        hidden: int = 64,
+        latent: int = 16,
+        layers: int = 1,
+        dropout: float = 0.0,
+        cell: Literal["gru", "lstm"] = "gru",
+        epochs: int = 30,
+        batch_size: int = 256,
+        learning_rate: float = 1e-3,
+        patience: int = 3,
+        validation_fraction: float = 0.1,
+        jit_compile: bool = True,
+        features: Sequence[str] | None = None,
+        timestamp_column: str | None = None,
+        machine_column: str | None = "machine_id",
+        units: Mapping[str, str] | None = None,
+        scaling: ScalingMode = "per_machine",
+        max_gap_factor: float = 5.0,
+        calibration_fraction: float = 0.2,
+        threshold_method: ThresholdMethod = "pot",
+        target_false_alarm_rate: float = 1e-3,
+        alarm_k: int = 3,
+        alarm_n: int = 5,
+        alarm_m: int = 5,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(
+            features=features, timestamp_column=timestamp_column, machine_column=machine_column, units=units,
+            scaling=scaling, max_gap_factor=max_gap_factor, calibration_fraction=calibration_fraction,
+            threshold_method=threshold_method, target_false_alarm_rate=target_false_alarm_rate,
+            alarm_k=alarm_k, alarm_n=alarm_n, alarm_m=alarm_m, seed=seed,
+        )
+        self.window = window
+        self.stride = stride
+        self.max_train_windows = max_train_windows
+        self.hidden = hidden
+        self.latent = latent
+        self.layers = layers
+        self.dropout = dropout
+        self.cell = cell
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.jit_compile = jit_compile
+
+    @property
+    def window_length(self) -> int:
+        return self.window
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.cell not in ("gru", "lstm"):
+            raise DataError(f"found cell={self.cell!r}, expected 'gru' or 'lstm'")
+        for name in ("window", "hidden", "latent", "layers", "epochs", "batch_size", "max_train_windows"):
+            if int(getattr(self, name)) < 1:
+                raise DataError(f"found {name}={getattr(self, name)}, expected >= 1")
+        if self.window < 2:
+            raise DataError(f"found window={self.window}, expected >= 2 for a sequence model")
+        if self.stride != "auto" and int(self.stride) < 1:
+            raise DataError(f"found stride={self.stride!r}, expected 'auto' or >= 1")
+        if not 0 <= self.dropout < 1:
+            raise DataError(f"found dropout={self.dropout}, expected 0 <= dropout < 1")
+
+    def _versions(self) -> dict[str, str]:
+        import keras
+        import tensorflow as tf
+
+        return {**super()._versions(), "keras": keras.__version__, "tensorflow": tf.__version__}
+
+    # ----------------------------------------------------------------- training
+    def _training_windows(self, segments: list[np.ndarray]) -> tuple[np.ndarray, int]:
+        total = sum(len(s) - self.window + 1 for s in segments)
+        stride = max(1, math.ceil(total / self.max_train_windows)) if self.stride == "auto" else int(self.stride)
+        windows = np.concatenate([sliding_windows(s, self.window, stride) for s in segments]).astype(np.float32)
+        return windows, stride
+
+    def _fit_core(self, segments: list[np.ndarray]) -> dict[str, Any]:
+        import keras
+
+        x, stride = self._training_windows(segments)
+        keras.utils.set_random_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        x = x[rng.permutation(len(x))]
+        n_val = int(len(x) * self.validation_fraction) if len(x) >= 20 else 0
+        x_val, x_fit = x[:n_val], x[n_val:]
+        model = build_autoencoder(self.window, x.shape[2], hidden=self.hidden, latent=self.latent,
+                                  layers=self.layers, dropout=self.dropout, cell=self.cell)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss="mse")
+        monitor = "val_loss" if n_val else "loss"
+        callbacks: list[Any] = [_epoch_logger(self.epochs)]
+        if self.patience > 0:
+            callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=self.patience,
+                                                           restore_best_weights=True))
+        logger.info("training %s on %d windows (stride %d, %d for validation)", model.name, len(x_fit), stride, n_val)
+        history = model.fit(x_fit, x_fit, epochs=self.epochs, batch_size=self.batch_size, shuffle=True, verbose=0,
+                            validation_data=(x_val, x_val) if n_val else None, callbacks=callbacks)
+        self._set_model(model)
+        hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        best = int(np.argmin(hist[monitor]))
+        return {"train_windows": len(x_fit), "validation_windows": n_val, "stride": stride,
+                "epochs_run": len(hist["loss"]), "best_epoch": best + 1,
+                "train_loss": hist["loss"][best], "validation_loss": hist.get("val_loss", [None])[best],
+                "history": hist}
+
+    def _set_model(self, model: Any) -> None:
+        from pdm.engines.keras_compiled import CompiledKerasEngine
+
+        self.model_ = model
+        self.engine_ = CompiledKerasEngine(model, jit_compile=self.jit_compile)
+
+    # ----------------------------------------------------------------- scoring
+    def _sensor_errors(self, segments: list[np.ndarray]) -> list[np.ndarray]:
+        out = []
+        chunk = 4096
+        for seg in segments:
+            windows = sliding_windows(seg, self.window)
+            errs = [window_errors(w, self.engine_.reconstruct(w))
+                    for w in (windows[i : i + chunk] for i in range(0, len(windows), chunk))]
+            out.append(np.concatenate(errs) if errs else np.empty((0, seg.shape[1])))
+        return out
+
+    # ----------------------------------------------------------------- persistence
+    def _save_core(self, directory: Path) -> None:
+        self.model_.save(directory / MODEL_FILE)
+
+    def _load_core(self, directory: Path) -> None:
+        import keras
+
+        path = directory / MODEL_FILE
+        try:
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as exc:  # keras raises many types for a bad archive
+            raise CorruptModelError(path, f"cannot be loaded by Keras ({type(exc).__name__}: {exc})",
+                                    "restore the version from a backup or retrain") from None
+        expected = (None, self.window, len(self.features_))
+        if tuple(model.input_shape) != expected:
+            raise CorruptModelError(path, f"found input shape {tuple(model.input_shape)}, expected {expected}",
+                                    "the weights do not belong to this config: retrain")
+        self._set_model(model)
+
+
+def _epoch_logger(epochs: int) -> Any:
+    """A Keras callback that logs one line per epoch (progress on long training runs)."""
+    import keras
+
+    class EpochLogger(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            self._t0 = time.monotonic()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            figures = " ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items())
+            logger.info("epoch %d/%d %s (%.1f s)", epoch + 1, epochs, figures, time.monotonic() - self._t0)
+
+    return EpochLogger()
