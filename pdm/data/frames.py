@@ -73,16 +73,38 @@ def to_epoch_seconds(values: pd.Series | pd.Index, label: str) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(series):
         out = series.to_numpy(dtype=np.float64)
     else:
-        try:
-            parsed = pd.to_datetime(series, utc=True)
-        except (ValueError, TypeError) as exc:
-            first = series.iloc[0] if len(series) else None
-            raise DataError(f"timestamp column {label!r} is not a time: found {first!r} ({exc})") from None
+        parsed = _parse_datetimes(series, label)
         out = (parsed - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(out)):
         bad = int(np.flatnonzero(~np.isfinite(out))[0])
         raise DataError(f"timestamp column {label!r} has a missing or invalid time at row {bad}")
     return out
+
+
+def _parse_datetimes(series: pd.Series, label: str) -> pd.Series:
+    """ISO 8601 first (fast, unambiguous), then per-element inference."""
+    import warnings
+
+    try:
+        return pd.to_datetime(series, utc=True, format="ISO8601")
+    except (ValueError, TypeError):
+        pass
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return pd.to_datetime(series, utc=True, format="mixed")
+    except (ValueError, TypeError, OverflowError):
+        bad = next((v for v in series if not _is_time(v)), series.iloc[0] if len(series) else None)
+        raise DataError(f"timestamp column {label!r} is not a time: found {bad!r}, expected a date-time or "
+                        "epoch seconds") from None
+
+
+def _is_time(value: object) -> bool:
+    try:
+        pd.Timestamp(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return True
 
 
 def numeric_columns(df: pd.DataFrame, exclude: Iterable[str | None]) -> list[str]:

@@ -1,8 +1,8 @@
 """The compiled TensorFlow scoring path: one ``tf.function`` (XLA when ``jit_compile``) per batch-size bucket.
 
-``model.predict`` costs ~70 ms per call and eager ``model(x)`` runs the GRU loop step by step in Python (see
-docs/performance.md); this engine traces the forward pass once per power-of-two batch size (padding the last
-chunk), so a micro-batch of any size reuses a compiled graph.
+``model.predict`` costs ~70 ms per call and eager ``model(x)`` runs the GRU loop step by step in Python (measured
+by ``benchmarks/scoring_throughput.py``). This engine traces the forward pass once per power-of-two batch size,
+padding the last chunk, so a micro-batch of any size reuses a compiled graph.
 """
 
 from __future__ import annotations

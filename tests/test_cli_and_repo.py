@@ -1,0 +1,68 @@
+"""The command line as a user runs it (subprocess), and the repository promises."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pdm.detectors.zscore import RobustZScoreDetector
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-m", "pdm", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env, check=False)
+
+
+def test_help_lists_subcommands() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    assert "demo" in result.stdout and "info" in result.stdout
+
+
+def test_info_verifies_and_summarises_a_model(zscore: RobustZScoreDetector, tmp_path: Path) -> None:
+    version = zscore.save(tmp_path / "pump")
+    result = run("info", str(tmp_path / "pump"))
+    assert result.returncode == 0, result.stderr
+    assert "checksums OK" in result.stdout and str(version) in result.stdout
+    assert "temperature [degC]" in result.stdout
+
+
+def test_info_on_a_tampered_model_is_one_line_and_nonzero(zscore: RobustZScoreDetector, tmp_path: Path) -> None:
+    version = zscore.save(tmp_path / "pump")
+    (version / "scaler.json").write_text("{}")
+    result = run("info", str(version))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "scaler.json" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
+    result = run("demo", "--quick", "--out", str(tmp_path), timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "GRU autoencoder" in result.stdout and "detected" in result.stdout
+    assert (tmp_path / "demo_report.png").stat().st_size > 10_000
+    assert (tmp_path / "models" / "pump" / "current").is_file()
+
+
+def test_no_console_script_named_pdm() -> None:
+    text = (ROOT / "pyproject.toml").read_text()
+    assert "[project.scripts]" not in text or "\npdm =" not in text
+
+
+def test_readme_shows_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
+
+
+def test_importing_pdm_does_not_import_tensorflow() -> None:
+    code = "import pdm, pdm.detectors, pdm.saving, pdm.alarm, pdm.calibration, sys; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
