@@ -21,7 +21,7 @@ import inspect
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -42,13 +42,21 @@ from pdm.data.frames import (
 )
 from pdm.detectors.config import DetectorConfig, FeatureInfo, feature_infos, runtime_versions
 from pdm.errors import CorruptModelError, DataError, ModelLoadError, NotFittedError
-from pdm.saving import FORMAT_VERSION, read_model_json, resolve_version_dir, verify_version_dir, write_json
+from pdm.saving import (
+    FORMAT_VERSION,
+    read_model_json,
+    resolve_version_dir,
+    verify_version_dir,
+    write_json,
+    write_manifest,
+)
 from pdm.saving import write_version as _write_version
 from pdm.scaling import Scaler, ScalingMode
 
 logger = logging.getLogger(__name__)
 
 Frames = pd.DataFrame | Sequence[pd.DataFrame] | Mapping[str, pd.DataFrame]
+Progress = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, figures) after each epoch
 MIN_CALIBRATION_WINDOWS = 100
 
 
@@ -99,7 +107,7 @@ class Detector(ABC):
         """Readings per window."""
 
     @abstractmethod
-    def _fit_core(self, segments: list[np.ndarray]) -> dict[str, Any]:
+    def _fit_core(self, segments: list[np.ndarray], progress: Progress | None) -> dict[str, Any]:
         """Fit on scaled, filled training segments (each (L >= window, F)); returns evaluation figures."""
 
     @abstractmethod
@@ -151,8 +159,9 @@ class Detector(ABC):
         return hasattr(self, "threshold_")
 
     # ----------------------------------------------------------------- fit
-    def fit(self, frames: Frames) -> Self:
-        """Learn normal behaviour; see the module docstring. Returns ``self``."""
+    def fit(self, frames: Frames, *, progress: Progress | None = None) -> Self:
+        """Learn normal behaviour; see the module docstring. ``progress(epoch, epochs, figures)`` is called after
+        each training epoch. Returns ``self``."""
         self._check_params()
         started = time.monotonic()
         pairs = split_by_machine(frames, self.machine_column)
@@ -178,7 +187,7 @@ class Detector(ABC):
             longest = max(len(p.ts) for p in prepared)
             raise DataError(f"too few rows: found at most {longest} rows per frame ({1 - self.calibration_fraction:.0%}"
                             f" used for fitting) without a gap, expected at least window={window} rows")
-        figures = self._fit_core(fit_segments)
+        figures = self._fit_core(fit_segments, progress)
         cal_segments, overlap = self._calibration_segments(prepared, cuts, scaler, max_gap)
         cal_errors = self._sensor_errors(cal_segments)
         cal_scores = np.concatenate([self._aggregate(e) for e in cal_errors]) if cal_errors else np.array([])
@@ -199,7 +208,7 @@ class Detector(ABC):
         self.period_s_ = period
         self.threshold_ = threshold
         self.alarm_rule_ = AlarmRule(k=self.alarm_k, n=self.alarm_n, m=self.alarm_m)
-        self.training_summary_ = {
+        self.training_summary_: dict[str, Any] = {
             "frames": len(prepared),
             "machines": sorted(by_machine),
             "rows": int(sum(len(p.ts) for p in prepared)),
@@ -313,27 +322,40 @@ class Detector(ABC):
         self.scaler_.add_machine(machine_id, p.values)
 
     # ----------------------------------------------------------------- persistence
-    def save(self, name_dir: Path | str, *, make_current: bool = True) -> Path:
-        """Write a new version under ``name_dir`` (atomically) and make it current; returns the version dir."""
+    def save(self, name_dir: Path | str, *, make_current: bool = True,
+             companions: Mapping[str, Detector] | None = None) -> Path:
+        """Write a new version under ``name_dir`` (atomically) and make it current; returns the version dir.
+
+        ``companions`` (e.g. ``{"baseline": zscore}``) are saved in sub-directories of the same version, each a
+        loadable, verified model directory of its own (``Detector.load(version_dir / "baseline")``)."""
         self._check_fitted()
+        for c in (companions or {}).values():
+            c._check_fitted()
+
+        def write(tmp: Path) -> None:
+            self._write_files(tmp)
+            for sub_name, companion in (companions or {}).items():
+                (tmp / sub_name).mkdir()
+                companion._write_files(tmp / sub_name)
+                write_manifest(tmp / sub_name)
+
+        version_dir = _write_version(name_dir, write, make_current=make_current)
+        self.version_dir_ = version_dir
+        return version_dir
+
+    def _write_files(self, directory: Path) -> None:
         config = DetectorConfig(
             format_version=FORMAT_VERSION, detector=self.kind, created_at=time.time(), versions=self._versions(),
             params=self.get_params(), features=feature_infos(self.features_, dict(self.units or {})),
             window=self.window_length, period_s=self.period_s_, max_gap_s=self.period_s_ * self.max_gap_factor,
         )
-
-        def write(tmp: Path) -> None:
-            write_json(tmp / "config.json", config)
-            write_json(tmp / "scaler.json", self.scaler_)
-            write_json(tmp / "threshold.json", self.threshold_)
-            write_json(tmp / "alarm.json", self.alarm_rule_)
-            write_json(tmp / "training.json", self.training_summary_)
-            write_json(tmp / "evaluation.json", self.evaluation_)
-            self._save_core(tmp)
-
-        version_dir = _write_version(name_dir, write, make_current=make_current)
-        self.version_dir_ = version_dir
-        return version_dir
+        write_json(directory / "config.json", config)
+        write_json(directory / "scaler.json", self.scaler_)
+        write_json(directory / "threshold.json", self.threshold_)
+        write_json(directory / "alarm.json", self.alarm_rule_)
+        write_json(directory / "training.json", self.training_summary_)
+        write_json(directory / "evaluation.json", self.evaluation_)
+        self._save_core(directory)
 
     @classmethod
     def load(cls, path: Path | str) -> Detector:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pdm.calibration import ThresholdMethod
-from pdm.detectors.base import Detector
+from pdm.detectors.base import Detector, Progress
 from pdm.engines import window_errors
 from pdm.errors import CorruptModelError, DataError
 from pdm.scaling import ScalingMode
@@ -157,7 +157,7 @@ class GRUAutoencoderDetector(Detector):
         windows = np.concatenate([sliding_windows(s, self.window, stride) for s in segments]).astype(np.float32)
         return windows, stride
 
-    def _fit_core(self, segments: list[np.ndarray]) -> dict[str, Any]:
+    def _fit_core(self, segments: list[np.ndarray], progress: Progress | None) -> dict[str, Any]:
         import keras
 
         x, stride = self._training_windows(segments)
@@ -170,7 +170,7 @@ class GRUAutoencoderDetector(Detector):
                                   layers=self.layers, dropout=self.dropout, cell=self.cell)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss="mse")
         monitor = "val_loss" if n_val else "loss"
-        callbacks: list[Any] = [_epoch_logger(self.epochs)]
+        callbacks: list[Any] = [_epoch_logger(self.epochs, progress)]
         if self.patience > 0:
             callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=self.patience,
                                                            restore_best_weights=True))
@@ -222,8 +222,8 @@ class GRUAutoencoderDetector(Detector):
         self._set_model(model)
 
 
-def _epoch_logger(epochs: int) -> Any:
-    """A Keras callback that logs one line per epoch (progress on long training runs)."""
+def _epoch_logger(epochs: int, progress: Progress | None) -> Any:
+    """A Keras callback that logs one line per epoch and reports it to ``progress``."""
     import keras
 
     class EpochLogger(keras.callbacks.Callback):  # type: ignore[misc]
@@ -233,5 +233,7 @@ def _epoch_logger(epochs: int) -> Any:
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             figures = " ".join(f"{k}={v:.4g}" for k, v in (logs or {}).items())
             logger.info("epoch %d/%d %s (%.1f s)", epoch + 1, epochs, figures, time.monotonic() - self._t0)
+            if progress is not None:
+                progress(epoch + 1, epochs, {k: float(v) for k, v in (logs or {}).items()})
 
     return EpochLogger()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pdm.detectors.base import Detector
+from pdm.detectors.base import Detector, Progress
 
 
 class RobustZScoreDetector(Detector):
@@ -28,7 +28,7 @@ class RobustZScoreDetector(Detector):
     def window_length(self) -> int:
         return 1
 
-    def _fit_core(self, segments: list[np.ndarray]) -> dict[str, object]:
+    def _fit_core(self, segments: list[np.ndarray], progress: Progress | None) -> dict[str, object]:
         return {"train_rows": int(sum(len(s) for s in segments))}
 
     def _sensor_errors(self, segments: list[np.ndarray]) -> list[np.ndarray]:

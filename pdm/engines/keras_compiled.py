@@ -15,7 +15,7 @@ import numpy as np
 class CompiledKerasEngine:
     """Reconstructs windows with a compiled forward pass of a Keras model."""
 
-    def __init__(self, model: Any, *, jit_compile: bool = True, max_batch: int = 256, min_batch: int = 8) -> None:
+    def __init__(self, model: Any, *, jit_compile: bool = True, max_batch: int = 256, min_batch: int = 1) -> None:
         import tensorflow as tf
 
         self.model = model

@@ -8,6 +8,7 @@ from pdm.saving.model_dir import (
     verify_version_dir,
     versions,
     write_json,
+    write_manifest,
     write_version,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "verify_version_dir",
     "versions",
     "write_json",
+    "write_manifest",
     "write_version",
 ]

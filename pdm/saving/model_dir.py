@@ -80,15 +80,10 @@ def write_version(name_dir: Path | str, write_files: Callable[[Path], None], *, 
     tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=name_dir))
     try:
         write_files(tmp)
-        files = sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name != MANIFEST)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "created_at": time.time(),
-            "files": {f: sha256_file(tmp / f) for f in files},
-        }
-        write_json(tmp / MANIFEST, manifest)
-        for f in [*files, MANIFEST]:
-            _fsync_path(tmp / f)
+        for path in [*write_manifest(tmp), tmp / MANIFEST]:
+            _fsync_path(path)
+        for sub_dir in [p for p in tmp.rglob("*") if p.is_dir()]:
+            _fsync_path(sub_dir)
         _fsync_path(tmp)
         version = new_version_name(name_dir)
         final = name_dir / version
@@ -101,6 +96,18 @@ def write_version(name_dir: Path | str, write_files: Callable[[Path], None], *, 
     if make_current:
         set_current(name_dir, version)
     return final
+
+
+def write_manifest(directory: Path) -> list[Path]:
+    """Write ``manifest.json`` covering every file below ``directory``; returns those files."""
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p != directory / MANIFEST)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "created_at": time.time(),
+        "files": {p.relative_to(directory).as_posix(): sha256_file(p) for p in files},
+    }
+    write_json(directory / MANIFEST, manifest)
+    return files
 
 
 def set_current(name_dir: Path | str, version: str) -> None:
@@ -164,7 +171,9 @@ def verify_version_dir(version_dir: Path) -> dict[str, str]:
         raise UnsupportedFormatError(manifest_path, f"found format version {fmt}, expected 1..{FORMAT_VERSION}",
                                      "retrain the model with this pdm")
     for name, expected in files.items():
-        path = version_dir / str(name)
+        if not isinstance(name, str) or name.startswith("/") or ".." in name.split("/"):
+            raise CorruptModelError(manifest_path, f"lists an unsafe path {name!r}", "restore from a backup or retrain")
+        path = version_dir / name
         if not path.is_file():
             raise CorruptModelError(path, "is missing", "restore the version from a backup or retrain")
         if sha256_file(path) != expected:
