@@ -11,6 +11,8 @@ import pytest
 
 from pdm import synthetic
 
+pytest_plugins = ["tests.broker"]
+
 SENSORS = ["temperature", "vibration", "pressure"]
 
 

@@ -1,0 +1,122 @@
+"""The MQTT contract (docs/mqtt-contract.md, schema 1) in code: topics, payload builders and validators.
+
+No TensorFlow here: the simulator, the scoring daemon and tools all import this. Every validation failure is a
+:class:`pdm.errors.ContractError` subclass whose ``reason`` is a short code for ``PREFIX/rejected`` and whose
+message says what was found and what was expected:
+
+- :class:`~pdm.errors.TopicError` (``bad_topic``): not a contract topic, or an invalid MACHINE.
+- :class:`~pdm.errors.NotJSONError` (``not_json``): not UTF-8 JSON, or not a JSON object.
+- :class:`~pdm.errors.SchemaVersionError` (``schema``): ``schema`` missing (telemetry may omit it) or not 1.
+- :class:`~pdm.errors.MissingFieldError` (``missing_field``): a required key (a needed sensor included) is absent.
+- :class:`~pdm.errors.FieldValueError` (``bad_field``): wrong type or value.
+- :class:`~pdm.errors.MachineMismatchError` (``machine_mismatch``): ``machine_id`` differs from the topic's;
+  :class:`~pdm.errors.TopicMismatchError` (``topic_mismatch``) for a status's service/instance.
+
+>>> topics = Topics("pdm/v1")
+>>> msg = parse_message(topics, "pdm/v1/telemetry/pump-007",
+...               b'{"machine_id": "pump-007", "ts": 1.0, "temperature": 61.2, "vibration": null, "pressure": 4}')
+>>> msg.machine_id, msg.values.tolist()
+('pump-007', [[61.2, nan, 4.0]])
+>>> parse_message(topics, "pdm/v1/telemetry/pump-008", b'{"machine_id": "pump-007", "ts": 1.0}')
+Traceback (most recent call last):
+pdm.errors.MachineMismatchError: telemetry: machine_id: found 'pump-007', expected 'pump-008' (the topic's MACHINE)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pdm.contract._decode import SCHEMA, Payload
+from pdm.contract.messages import (
+    EXCERPT_BYTES,
+    Alert,
+    Maintenance,
+    Message,
+    ModelRef,
+    Rejected,
+    State,
+    Status,
+    TruthEvent,
+    alert_id,
+    model_dict,
+    parse_alert,
+    parse_maintenance,
+    parse_rejected,
+    parse_state,
+    parse_status,
+    parse_truth,
+)
+from pdm.contract.telemetry import SENSORS, UNITS, Telemetry, encode_batch, encode_reading, parse_telemetry
+from pdm.contract.topics import (
+    DEFAULT_PREFIX,
+    NAME_PATTERN,
+    TopicInfo,
+    Topics,
+    check_name,
+    is_valid_name,
+    owns,
+    shard_of,
+)
+from pdm.errors import TopicError
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "EXCERPT_BYTES",
+    "NAME_PATTERN",
+    "SCHEMA",
+    "SENSORS",
+    "UNITS",
+    "Alert",
+    "Maintenance",
+    "Message",
+    "ModelRef",
+    "Payload",
+    "Rejected",
+    "State",
+    "Status",
+    "Telemetry",
+    "TopicInfo",
+    "Topics",
+    "TruthEvent",
+    "alert_id",
+    "check_name",
+    "encode_batch",
+    "encode_reading",
+    "is_valid_name",
+    "model_dict",
+    "owns",
+    "parse_alert",
+    "parse_maintenance",
+    "parse_message",
+    "parse_rejected",
+    "parse_state",
+    "parse_status",
+    "parse_telemetry",
+    "parse_truth",
+    "shard_of",
+]
+
+
+def parse_message(topics: Topics, topic: str, payload: Payload) -> Telemetry | Message | None:
+    """Validate any contract message by its topic (``None``: an empty maintenance payload, which clears it).
+
+    ``scores`` payloads are not specified by the contract and raise :class:`~pdm.errors.TopicError`."""
+    info = topics.parse(topic)
+    if info.kind == "status":
+        return parse_status(payload, info.service, info.instance)
+    if info.kind == "rejected":
+        return parse_rejected(payload)
+    parser = _BY_KIND.get(info.kind)
+    if parser is None:
+        raise TopicError(f"topic: found {topic!r} ({info.kind}), expected a topic whose payload the contract "
+                         "specifies")
+    return parser(payload, info.machine_id)
+
+
+_BY_KIND: dict[str, Callable[[Payload, str | None], Telemetry | Message | None]] = {
+    "telemetry": parse_telemetry,
+    "truth": parse_truth,
+    "maintenance": parse_maintenance,
+    "alerts": parse_alert,
+    "state": parse_state,
+}

@@ -1,0 +1,95 @@
+"""Shared decoding: JSON object, ``schema`` check, machine id check, pydantic errors mapped to typed errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from pdm.contract.topics import is_valid_name
+from pdm.errors import (
+    FieldValueError,
+    MachineMismatchError,
+    MissingFieldError,
+    NotJSONError,
+    SchemaVersionError,
+)
+
+SCHEMA = 1
+Payload = bytes | bytearray | memoryview | str | Mapping[str, Any]
+
+
+def short(value: object, limit: int = 60) -> str:
+    """``repr`` of a found value, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def decode_object(payload: Payload, what: str) -> dict[str, Any]:
+    """The payload as a JSON object (``dict``); :class:`NotJSONError` otherwise."""
+    if isinstance(payload, Mapping):
+        return dict(payload)
+    raw = bytes(payload) if isinstance(payload, bytearray | memoryview) else payload
+    try:
+        obj = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise NotJSONError(f"{what}: found bytes that are not UTF-8 ({exc.reason} at byte {exc.start}), expected "
+                           "UTF-8 JSON") from None
+    except ValueError as exc:
+        shown = raw[:40] if raw else raw
+        raise NotJSONError(f"{what}: found {short(shown)} which is not JSON ({exc}), expected a JSON object") from None
+    if not isinstance(obj, dict):
+        raise NotJSONError(f"{what}: found a JSON {type(obj).__name__}, expected a JSON object")
+    return obj
+
+
+def check_schema(obj: Mapping[str, Any], what: str, required: bool = True) -> None:
+    """``schema`` must be the integer 1 (may be absent only when ``required`` is false)."""
+    if "schema" not in obj:
+        if required:
+            raise SchemaVersionError(f"{what}: found no 'schema' key, expected \"schema\": {SCHEMA}")
+        return
+    value = obj["schema"]
+    if type(value) is not int or value != SCHEMA:
+        raise SchemaVersionError(f"{what}: found schema {short(value)}, expected {SCHEMA} (this code understands "
+                                 f"schema {SCHEMA} only; a newer producer needs a newer consumer)")
+
+
+def check_machine_id(value: object, what: str, topic_machine: str | None) -> str:
+    """A valid machine id equal to the topic's MACHINE (when given)."""
+    if not is_valid_name(value):
+        raise FieldValueError(f"{what}: machine_id: found {short(value)}, expected 1-64 characters of "
+                              "[A-Za-z0-9_.-]")
+    if topic_machine is not None and value != topic_machine:
+        raise MachineMismatchError(f"{what}: machine_id: found {value!r}, expected {topic_machine!r} (the "
+                                   "topic's MACHINE)")
+    return value
+
+
+def is_number(value: object) -> bool:
+    """A finite JSON number (``bool`` is not a number here)."""
+    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+
+
+def raise_validation(exc: ValidationError, what: str) -> NoReturn:
+    """Turn pydantic's first error into a typed, one-line 'found X, expected Y' error."""
+    errors = exc.errors()
+    err = errors[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    where = f"{what}: {loc}" if loc else what
+    if err["type"] == "missing":
+        raise MissingFieldError(f"{what}: found no key {loc!r}, expected it (see docs/mqtt-contract.md){more}")
+    msg = err["msg"]
+    if err["type"] == "value_error":
+        raise FieldValueError(f"{where}: {msg.removeprefix('Value error, ')}{more}")
+    if err["type"] == "string_pattern_mismatch":
+        expected = f"a string matching {err.get('ctx', {}).get('pattern')}"
+    elif msg.startswith("Input should be "):
+        expected = msg.removeprefix("Input should be ")
+    else:
+        expected = msg[0].lower() + msg[1:]
+    raise FieldValueError(f"{where}: found {short(err['input'])}, expected {expected}{more}")
