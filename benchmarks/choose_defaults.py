@@ -8,13 +8,14 @@ training, because the generator has a daily ambient cycle that 3 h of training n
 per unit and run; kinds rotate; severity 1.0 or 0.5). A fault is detected when an alarm episode starts within
 [start, end + grace); episodes overlapping no fault (plus grace) are false alarms.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/choose_defaults.py          # full run (~15 min on 2 cores)
+    PYTHONPATH=. .venv/bin/python benchmarks/choose_defaults.py          # full run (~7-8 min on 2 cores)
     PYTHONPATH=. .venv/bin/python benchmarks/choose_defaults.py --quick  # smoke run (~1 min)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import time
@@ -31,8 +32,8 @@ from pdm.detectors.gru import GRUAutoencoderDetector
 from pdm.detectors.zscore import RobustZScoreDetector
 
 METHODS = ("quantile", "pot")
-RATES = (1e-2, 1e-3, 1e-4)
-RULES = ((1, 1, 1), (3, 5, 5), (5, 10, 10), (10, 20, 30))
+RATES = (1e-2, 1e-3, 1e-4, 1e-5)  # 1e-5 added: no briefed candidate got near one false alarm per machine-day
+RULES = ((1, 1, 1), (3, 5, 5), (5, 10, 10), (10, 20, 30), (30, 60, 60))  # 30/60/60: normal exceedance runs ~5-50
 SEVERITIES = (1.0, 0.5)
 SHIFTED = "pump-shifted"
 DAY_S = 86_400.0
@@ -65,9 +66,9 @@ def fault_fleet(machines: int, n: int, seed: int, rep: int, fault_len: int) -> l
 
 def make_detector(kind: str, scaling: str, seed: int, args: argparse.Namespace) -> Detector:
     if kind == "zscore":
-        return RobustZScoreDetector(scaling=scaling, seed=seed)  # type: ignore[arg-type]
+        return RobustZScoreDetector(scaling=scaling, seed=seed)
     return GRUAutoencoderDetector(window=args.window, hidden=32, latent=8, epochs=args.epochs, patience=3,
-                                  max_train_windows=args.max_train_windows, scaling=scaling, seed=seed)  # type: ignore[arg-type]
+                                  max_train_windows=args.max_train_windows, scaling=scaling, seed=seed)
 
 
 def calibration_scores(det: Detector, train: dict[str, pd.DataFrame]) -> np.ndarray:
@@ -124,12 +125,13 @@ def evaluate(tag: dict[str, Any], cal: np.ndarray, fresh: list[np.ndarray], shif
                        "days_fresh": days(fresh), "days_shift": days(shifted), "days_fault": 0.0}
                 for name, arrs in (("fresh", fresh), ("shift", shifted)):
                     row[f"fa_{name}"] = sum(len(episodes(alarm_state(s, thr.value, rule))) for s in arrs)
-                for s, f in faults:
+                for s, f in faults:  # f.sensor holds the machine id (see main)
                     eps = episodes(alarm_state(s, thr.value, rule))
                     hit = [a for a, _ in eps if f.start <= a < f.end + grace]
                     row["fa_fault"] += sum(1 for a, b in eps if b <= f.start or a >= f.end + grace)
                     row["days_fault"] += (len(s) - (min(f.end + grace, len(s)) - f.start)) * period / DAY_S
                     events.append({**tag, "method": method, "rate": rate, "rule": row["rule"], "kind": f.kind,
+                                   "machine": f.sensor,
                                    "severity": f.severity, "detected": bool(hit),
                                    "delay_s": (hit[0] - f.start) * period if hit else np.nan})
                 rows.append(row)
@@ -177,7 +179,7 @@ def main() -> None:
     ap.add_argument("--model-seeds", type=int, nargs="+", default=[0, 1], help="GRU training seeds [0 1]")
     ap.add_argument("--repeats", type=int, default=4, help="fresh-normal and fault runs per unit [4]")
     ap.add_argument("--fault-len", type=int, default=600, help="fault length in rows [600, as fleet()]")
-    ap.add_argument("--fa-budget", type=float, default=0.25, help="false alarms per machine-day for the pick")
+    ap.add_argument("--fa-budget", type=float, default=1.0, help="false alarms per machine-day for the pick")
     ap.add_argument("--csv", help="write the full summary table to this CSV file")
     args = ap.parse_args()
     if args.quick:
@@ -204,7 +206,7 @@ def main() -> None:
                 sc = lambda mid, df, d=det: d.detect(df, machine_id=mid)["score"].to_numpy()  # noqa: E731
                 fr = [sc(m, df) for fl in fresh for m, df in fl.items() if m != SHIFTED]
                 sh = [sc(SHIFTED, fl[SHIFTED]) for fl in fresh]
-                fa = [(sc(m, df), f) for m, df, f in faults]
+                fa = [(sc(m, df), dataclasses.replace(f, sensor=m)) for m, df, f in faults]
                 tag = {"detector": kind, "scaling": scaling, "seed": seed}
                 rows, events = evaluate(tag, cal, fr, sh, fa, grace=grace, period=period)
                 all_rows += rows
@@ -242,6 +244,8 @@ def main() -> None:
     by_kind = chosen.groupby(["detector", "scaling", "kind", "severity"]).agg(
         det=("detected", "mean"), delay_s=("delay_s", "median"), n=("detected", "size"))
     print(by_kind.unstack(["severity"]).to_string(**fmt))
+    print("\n== Table 6: share of faults detected per machine at each pick (both severities) ==")
+    print(chosen.groupby(["detector", "scaling", "machine"])["detected"].mean().unstack("machine").to_string(**fmt))
     if args.csv:
         summary.to_csv(args.csv)
     print(f"\ntotal runtime {time.monotonic() - started:.0f} s")

@@ -19,9 +19,9 @@ class AlarmRule(BaseModel):
     """Serialised as ``alarm.json``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    k: int = Field(3, ge=1, description="windows over the threshold, among the last n, that raise an alarm")
-    n: int = Field(5, ge=1, description="length of the raise look-back")
-    m: int = Field(5, ge=1, description="consecutive windows under the threshold that clear an alarm")
+    k: int = Field(30, ge=1, description="windows over the threshold, among the last n, that raise an alarm")
+    n: int = Field(60, ge=1, description="length of the raise look-back")
+    m: int = Field(60, ge=1, description="consecutive windows under the threshold that clear an alarm")
 
     @model_validator(mode="after")
     def _k_le_n(self) -> AlarmRule:

@@ -61,7 +61,7 @@ def machine_frame(
     period_s: float = 1.0,
     start_ts: float = START_TS,
     faults: list[Fault] | None = None,
-    mean_regime_s: float = 600.0,
+    mean_regime_s: float = 180.0,
 ) -> tuple[pd.DataFrame, list[Fault]]:
     """One machine's readings: ``timestamp`` (epoch s), ``temperature`` (degC), ``vibration`` (mm/s),
     ``pressure`` (bar), and ``label`` (1 inside an injected fault). ``unit_seed`` fixes the unit's individual

@@ -11,8 +11,9 @@ import pytest
 from scipy.stats import binom
 
 from pdm import synthetic
+from pdm.data.frames import sliding_windows
 from pdm.detectors.base import Detector
-from pdm.detectors.gru import GRUAutoencoderDetector, sliding_windows
+from pdm.detectors.gru import GRUAutoencoderDetector
 from pdm.errors import CorruptModelError
 from pdm.evaluation import alarm_episodes
 from pdm.saving import model_dir

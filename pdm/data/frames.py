@@ -240,3 +240,13 @@ def fill_missing(scaled: np.ndarray) -> np.ndarray:
     filled[np.isnan(filled)] = 0.0
     scaled[...] = filled
     return scaled
+
+
+def sliding_windows(segment: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
+    """(L, F) -> (⌊(L - window) / stride⌋ + 1, window, F), a view.
+
+    >>> sliding_windows(np.arange(5.0)[:, None], 3, 2)[:, :, 0].tolist()
+    [[0.0, 1.0, 2.0], [2.0, 3.0, 4.0]]
+    """
+    view = np.lib.stride_tricks.sliding_window_view(segment, window, axis=0)  # (n, F, window)
+    return np.swapaxes(view, 1, 2)[::stride]

@@ -1,6 +1,6 @@
 """The detector contract, shared by every detector. **A high score means anomalous.**
 
-Public methods validate their input and call the subclass's ``_fit_core`` / ``_sensor_errors``:
+Public methods validate their input and call the subclass's ``_fit_core`` / ``_window_errors``:
 
 - ``fit(frames)``: learn normal behaviour from one or more frames (one per machine or per recording), hold back
   the tail of each frame as a calibration set, and calibrate the threshold on it without labels.
@@ -38,6 +38,7 @@ from pdm.data.frames import (
     numeric_columns,
     prepare_frame,
     segment_bounds,
+    sliding_windows,
     split_by_machine,
 )
 from pdm.detectors.config import DetectorConfig, FeatureInfo, feature_infos, runtime_versions
@@ -80,10 +81,10 @@ class Detector(ABC):
         max_gap_factor: float = 5.0,
         calibration_fraction: float = 0.2,
         threshold_method: ThresholdMethod = "pot",
-        target_false_alarm_rate: float = 1e-3,
-        alarm_k: int = 3,
-        alarm_n: int = 5,
-        alarm_m: int = 5,
+        target_false_alarm_rate: float = 1e-4,
+        alarm_k: int = 30,
+        alarm_n: int = 60,
+        alarm_m: int = 60,
         seed: int = 0,
     ) -> None:
         self.features = features
@@ -111,8 +112,18 @@ class Detector(ABC):
         """Fit on scaled, filled training segments (each (L >= window, F)); returns evaluation figures."""
 
     @abstractmethod
-    def _sensor_errors(self, segments: list[np.ndarray]) -> list[np.ndarray]:
-        """Per-sensor error of every window of each segment: (L - window + 1, F), >= 0."""
+    def _window_errors(self, windows: np.ndarray) -> np.ndarray:
+        """Per-sensor error (B, F) >= 0 of scaled, filled windows (B, window, F) float32."""
+
+    def _sensor_errors(self, segments: list[np.ndarray], chunk: int = 4096) -> list[np.ndarray]:
+        """Per-sensor error of every window of each segment: (L - window + 1, F)."""
+        out = []
+        for seg in segments:
+            windows = sliding_windows(seg, self.window_length)
+            errs = [self._window_errors(np.ascontiguousarray(windows[i : i + chunk], dtype=np.float32))
+                    for i in range(0, len(windows), chunk)]
+            out.append(np.concatenate(errs) if errs else np.empty((0, seg.shape[1])))
+        return out
 
     @staticmethod
     def _aggregate(errors: np.ndarray) -> np.ndarray:
@@ -202,7 +213,7 @@ class Detector(ABC):
         if constant:
             warnings.append(f"constant in training (any change will stand out): {constant}")
         for w in warnings:
-            logger.warning(w)
+            logger.warning("%s: %s", type(self).__name__, w)
         self.features_ = features
         self.scaler_ = scaler
         self.period_s_ = period
@@ -296,9 +307,21 @@ class Detector(ABC):
             seg_scores = self._aggregate(err)
             scores[rows] = seg_scores
             alarms[rows] = self.alarm_rule_.apply(seg_scores > self.threshold_.value)
-            total = err.sum(axis=1, keepdims=True)
-            contrib[rows] = np.where(total > 0, err / np.where(total > 0, total, 1.0), 1.0 / err.shape[1])
+            contrib[rows] = shares(err)
         return scores, alarms, contrib
+
+    def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Streaming entry point: scaled, filled windows (B, window, F) -> scores (B,) and contributions (B, F).
+
+        Build the windows with ``scaler_.transform(values, machine_id)`` and `pdm.data.frames.fill_missing`; the
+        verdict is ``score > threshold_.value`` and ``alarm_rule_.tracker()`` keeps each machine's alarm state."""
+        self._check_fitted()
+        windows = np.asarray(windows, dtype=np.float32)
+        expected = (self.window_length, len(self.features_))
+        if windows.ndim != 3 or windows.shape[1:] != expected:
+            raise DataError(f"found windows of shape {windows.shape}, expected (batch, {expected[0]}, {expected[1]})")
+        errors = self._window_errors(windows)
+        return self._aggregate(errors), shares(errors)
 
     def score(self, frame: pd.DataFrame, machine_id: str | None = None) -> pd.Series:
         """Per-timestamp score, higher = more anomalous; ``NaN`` before the first full window."""
@@ -397,6 +420,13 @@ class Detector(ABC):
     def feature_infos(self) -> list[FeatureInfo]:
         self._check_fitted()
         return feature_infos(self.features_, dict(self.units or {}))
+
+
+def shares(errors: np.ndarray) -> np.ndarray:
+    """Each sensor's share of a window's error (rows sum to 1; equal shares for a zero error)."""
+    total = errors.sum(axis=1, keepdims=True)
+    safe = np.where(total > 0, total, 1.0)
+    return np.where(total > 0, errors / safe, 1.0 / errors.shape[1])
 
 
 def _read_dict(path: Path) -> dict[str, Any]:

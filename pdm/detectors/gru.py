@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from pdm.calibration import ThresholdMethod
+from pdm.data.frames import sliding_windows
 from pdm.detectors.base import Detector, Progress
 from pdm.engines import window_errors
 from pdm.errors import CorruptModelError, DataError
@@ -50,23 +51,13 @@ def build_autoencoder(window: int, n_features: int, *, hidden: int, latent: int,
     return keras.Model(inputs, outputs, name=f"{cell}_autoencoder")
 
 
-def sliding_windows(segment: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
-    """(L, F) -> (⌊(L - window) / stride⌋ + 1, window, F), a view.
-
-    >>> sliding_windows(np.arange(5.0)[:, None], 3, 2)[:, :, 0].tolist()
-    [[0.0, 1.0, 2.0], [2.0, 3.0, 4.0]]
-    """
-    view = np.lib.stride_tricks.sliding_window_view(segment, window, axis=0)  # (n, F, window)
-    return np.swapaxes(view, 1, 2)[::stride]
-
-
 class GRUAutoencoderDetector(Detector):
     """Recurrent autoencoder detector. A high score means anomalous.
 
     Hyper-parameters (defaults in brackets): ``window`` [64] readings per window; ``stride`` ["auto"] between
     training windows (auto: 1, or larger so at most ``max_train_windows`` [20000] are used); ``hidden`` [64] and
     ``latent`` [16] sizes; ``layers`` [1] recurrent layers in encoder and decoder; ``dropout`` [0.0];
-    ``cell`` ["gru"] or "lstm"; ``epochs`` [30], ``batch_size`` [256], ``learning_rate`` [1e-3];
+    ``cell`` ["gru"] or "lstm"; ``epochs`` [50], ``batch_size`` [256], ``learning_rate`` [1e-3];
     ``patience`` [3] epochs without validation improvement before early stopping (0 disables);
     ``validation_fraction`` [0.1] of training windows; ``jit_compile`` [True] for the XLA scoring path. The common
     parameters (features, scaling, calibration, alarm rule, seed) are documented in `pdm.detectors.base`.
@@ -85,7 +76,7 @@ class GRUAutoencoderDetector(Detector):
         layers: int = 1,
         dropout: float = 0.0,
         cell: Literal["gru", "lstm"] = "gru",
-        epochs: int = 30,
+        epochs: int = 50,
         batch_size: int = 256,
         learning_rate: float = 1e-3,
         patience: int = 3,
@@ -99,10 +90,10 @@ class GRUAutoencoderDetector(Detector):
         max_gap_factor: float = 5.0,
         calibration_fraction: float = 0.2,
         threshold_method: ThresholdMethod = "pot",
-        target_false_alarm_rate: float = 1e-3,
-        alarm_k: int = 3,
-        alarm_n: int = 5,
-        alarm_m: int = 5,
+        target_false_alarm_rate: float = 1e-4,
+        alarm_k: int = 30,
+        alarm_n: int = 60,
+        alarm_m: int = 60,
         seed: int = 0,
     ) -> None:
         super().__init__(
@@ -192,15 +183,8 @@ class GRUAutoencoderDetector(Detector):
         self.engine_ = CompiledKerasEngine(model, jit_compile=self.jit_compile)
 
     # ----------------------------------------------------------------- scoring
-    def _sensor_errors(self, segments: list[np.ndarray]) -> list[np.ndarray]:
-        out = []
-        chunk = 4096
-        for seg in segments:
-            windows = sliding_windows(seg, self.window)
-            errs = [window_errors(w, self.engine_.reconstruct(w))
-                    for w in (windows[i : i + chunk] for i in range(0, len(windows), chunk))]
-            out.append(np.concatenate(errs) if errs else np.empty((0, seg.shape[1])))
-        return out
+    def _window_errors(self, windows: np.ndarray) -> np.ndarray:
+        return window_errors(windows, self.engine_.reconstruct(windows))
 
     # ----------------------------------------------------------------- persistence
     def _save_core(self, directory: Path) -> None:

@@ -31,8 +31,8 @@ class RobustZScoreDetector(Detector):
     def _fit_core(self, segments: list[np.ndarray], progress: Progress | None) -> dict[str, object]:
         return {"train_rows": int(sum(len(s) for s in segments))}
 
-    def _sensor_errors(self, segments: list[np.ndarray]) -> list[np.ndarray]:
-        return [np.square(s, dtype=np.float64) for s in segments]
+    def _window_errors(self, windows: np.ndarray) -> np.ndarray:
+        return np.asarray(np.square(windows[:, -1, :], dtype=np.float64))
 
     @staticmethod
     def _aggregate(errors: np.ndarray) -> np.ndarray:
