@@ -1,8 +1,7 @@
 """Pytest plugin: a real Mosquitto broker on a free loopback port, with the contract's broker configuration.
 
-Use the ``mosquitto`` fixture (tests marked ``@pytest.mark.broker``)::
+Use the ``mosquitto`` fixture (tests marked ``@pytest.mark.broker``); inside a test that takes it::
 
-    def test_x(mosquitto: Broker) -> None:
         client.connect(mosquitto.host, mosquitto.port)
         mosquitto.stop()    # SIGTERM: mosquitto writes its persistence file
         mosquitto.start()   # same port, same persistence: persistent sessions and their queues survive

@@ -115,3 +115,26 @@ def test_tracker_reset_forgets_history() -> None:
     tracker.update(True)
     tracker.reset()
     assert tracker.update(True) is False
+
+
+def test_threshold_is_calibrated_for_the_alarm_rule_not_single_windows() -> None:
+    import pandas as pd
+
+    from pdm.detectors.zscore import RobustZScoreDetector
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    x = rng.normal(0.0, 1.0, n)
+    for start in range(100, n, 400):  # normal 5-reading bursts (a start-up transient, say)
+        x[start : start + 5] += 12.0
+    frame = pd.DataFrame({"timestamp": np.arange(n, dtype=float), "sensor": x})
+    per_window = RobustZScoreDetector(alarm_k=1, alarm_n=1, alarm_m=1, threshold_method="quantile",
+                                      target_false_alarm_rate=1e-3).fit(frame)
+    rule = RobustZScoreDetector(alarm_k=10, alarm_n=20, alarm_m=20, threshold_method="quantile",
+                                target_false_alarm_rate=1e-3).fit(frame)
+    assert per_window.threshold_.value > 9.0  # the bursts set a per-window threshold
+    assert rule.threshold_.value < 4.5  # 10 of 20 over: bursts of 5 cannot meet the raise condition
+    sustained = frame.copy()
+    sustained.loc[10_150:10_300, "sensor"] += 6.0  # moderate but lasting, between two bursts
+    assert rule.predict(sustained).to_numpy()[10_150:10_301].any()
+    assert not per_window.predict(sustained).to_numpy()[10_150:10_301].any()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -16,6 +17,14 @@ from pdm.errors import DataError
 from pdm.io import read_frames
 
 MACHINE_COLUMN = "machine_id"
+
+
+def add_model_and_data(p: argparse.ArgumentParser) -> None:
+    """The --model, --data and --machine-id options of the commands that read a saved model and data."""
+    p.add_argument("--model", type=Path, required=True, help="model name directory or version directory")
+    p.add_argument("--data", type=Path, action="append", required=True, metavar="PATH",
+                   help="CSV or Parquet; repeatable (one file per machine, named by machine id)")
+    p.add_argument("--machine-id", help="machine id of a single file without a machine column (default: file name)")
 
 
 def load_data(paths: Sequence[Path], machine_column: str | None, machine_id: str | None = None) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pdm.commands.common import MACHINE_COLUMN, epoch_seconds, load_data
+from pdm.commands.common import MACHINE_COLUMN, add_model_and_data, epoch_seconds, load_data
 from pdm.detectors.base import Detector
 from pdm.errors import DataError, ModelLoadError
 from pdm.evaluation import Report, evaluate_machine, label_spans, summarise
@@ -29,13 +29,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "false- and missed-alarm rates), for the model and for the robust z-score baseline saved with it. Rules: "
         "docs/evaluation.md.",
     )
-    p.add_argument("--model", type=Path, required=True, help="model name directory or version directory")
-    p.add_argument("--data", type=Path, action="append", required=True, metavar="PATH",
-                   help="CSV or Parquet; repeatable (one file per machine, named by machine id)")
+    add_model_and_data(p)
     p.add_argument("--label-column", required=True,
                    help="fault label per row: empty/0/normal outside faults, else the fault type (or 1)")
     p.add_argument("--kind-column", help="'machine' or 'sensor' per faulty row (default: 'fault_kind' if present)")
-    p.add_argument("--machine-id", help="machine id of a single file without a machine column")
     p.add_argument("--grace", type=float, help="seconds after a fault's end in which alarms still count "
                    "(default: 2 windows)")
     p.add_argument("--plot", type=Path, metavar="OUT.png", help="write a PNG report")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pdm.commands.common import MACHINE_COLUMN, load_data
+from pdm.commands.common import MACHINE_COLUMN, add_model_and_data, load_data
 from pdm.data.frames import find_timestamp_column
 from pdm.detectors.base import Detector
 from pdm.errors import DataError
@@ -21,11 +21,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "the first full window have an empty score and is_anomaly false. MODEL is a model name directory (its "
         "current version) or a version directory.",
     )
-    p.add_argument("--model", type=Path, required=True, help="model name directory or version directory")
-    p.add_argument("--data", type=Path, action="append", required=True, metavar="PATH",
-                   help="CSV or Parquet; repeatable (one file per machine, named by machine id)")
+    add_model_and_data(p)
     p.add_argument("--out", type=Path, required=True, metavar="SCORES.csv", help="output CSV")
-    p.add_argument("--machine-id", help="machine id of a single file without a machine column (default: file name)")
     p.set_defaults(run=run)
 
 

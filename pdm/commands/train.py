@@ -19,6 +19,7 @@ HYPER: list[tuple[str, Any, str]] = [
     ("latent", int, "latent size"),
     ("layers", int, "recurrent layers in encoder and decoder"),
     ("dropout", float, "dropout of the recurrent layers"),
+    ("input_noise", float, "Gaussian noise (scaled units) on training inputs: a denoising autoencoder"),
     ("cell", ["gru", "lstm"], "recurrent cell"),
     ("epochs", int, "maximum epochs"),
     ("batch_size", int, "training batch size"),

@@ -201,8 +201,10 @@ class Detector(ABC):
         figures = self._fit_core(fit_segments, progress)
         cal_segments, overlap = self._calibration_segments(prepared, cuts, scaler, max_gap)
         cal_errors = self._sensor_errors(cal_segments)
-        cal_scores = np.concatenate([self._aggregate(e) for e in cal_errors]) if cal_errors else np.array([])
-        threshold = Threshold.fit(cal_scores, method=self.threshold_method, target_rate=self.target_false_alarm_rate)
+        per_segment = [self._aggregate(e) for e in cal_errors]
+        cal_scores = np.concatenate(per_segment) if per_segment else np.array([])
+        statistic = np.concatenate([alarm_statistic(s, self.alarm_k, self.alarm_n) for s in per_segment])
+        threshold = Threshold.fit(statistic, method=self.threshold_method, target_rate=self.target_false_alarm_rate)
         warnings = []
         if overlap:
             warnings.append(f"short history: calibration windows overlap the fitting data ({len(cal_scores)} "
@@ -420,6 +422,25 @@ class Detector(ABC):
     def feature_infos(self) -> list[FeatureInfo]:
         self._check_fitted()
         return feature_infos(self.features_, dict(self.units or {}))
+
+
+def alarm_statistic(scores: np.ndarray, k: int, n: int) -> np.ndarray:
+    """The ``k``-th largest of each run of ``n`` consecutive window scores (fewer at the start of a short segment).
+
+    The alarm rule raises exactly when this statistic exceeds the threshold, so calibrating the threshold on it
+    controls how often normal data meets the raise condition; bursts shorter than ``k`` windows (load changes,
+    starts and stops) no longer set the threshold.
+
+    >>> alarm_statistic(np.array([5.0, 1.0, 4.0, 2.0, 3.0]), k=2, n=3).tolist()
+    [4.0, 2.0, 3.0]
+    >>> alarm_statistic(np.array([5.0, 1.0]), k=1, n=3).tolist()
+    [5.0]
+    """
+    width = min(n, len(scores))
+    if width < k:
+        return np.empty(0)
+    view = np.lib.stride_tricks.sliding_window_view(scores, width)
+    return np.asarray(np.partition(view, width - k, axis=1)[:, width - k])
 
 
 def shares(errors: np.ndarray) -> np.ndarray:

@@ -34,13 +34,13 @@ MODEL_FILE = "model.keras"
 
 
 def build_autoencoder(window: int, n_features: int, *, hidden: int, latent: int, layers: int, dropout: float,
-                      cell: str) -> Any:
-    """The Keras model (not compiled)."""
+                      cell: str, input_noise: float = 0.0) -> Any:
+    """The Keras model (not compiled). ``input_noise`` > 0 makes it a denoising autoencoder (noise in training only)."""
     import keras
 
     rnn = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}[cell]
     inputs = keras.Input(shape=(window, n_features), name="window")
-    x = inputs
+    x = keras.layers.GaussianNoise(input_noise, name="input_noise")(inputs) if input_noise > 0 else inputs
     for i in range(layers):
         x = rnn(hidden, return_sequences=i < layers - 1, dropout=dropout, name=f"encoder_{i}")(x)
     z = keras.layers.Dense(latent, name="latent")(x)
@@ -57,6 +57,8 @@ class GRUAutoencoderDetector(Detector):
     Hyper-parameters (defaults in brackets): ``window`` [64] readings per window; ``stride`` ["auto"] between
     training windows (auto: 1, or larger so at most ``max_train_windows`` [20000] are used); ``hidden`` [64] and
     ``latent`` [16] sizes; ``layers`` [1] recurrent layers in encoder and decoder; ``dropout`` [0.0];
+    ``input_noise`` [0.0] standard deviation of Gaussian noise on the scaled inputs in training (a denoising
+    autoencoder);
     ``cell`` ["gru"] or "lstm"; ``epochs`` [50], ``batch_size`` [256], ``learning_rate`` [1e-3];
     ``patience`` [3] epochs without validation improvement before early stopping (0 disables);
     ``validation_fraction`` [0.1] of training windows; ``jit_compile`` [True] for the XLA scoring path. The common
@@ -75,6 +77,7 @@ class GRUAutoencoderDetector(Detector):
         latent: int = 16,
         layers: int = 1,
         dropout: float = 0.0,
+        input_noise: float = 0.0,
         cell: Literal["gru", "lstm"] = "gru",
         epochs: int = 50,
         batch_size: int = 256,
@@ -109,6 +112,7 @@ class GRUAutoencoderDetector(Detector):
         self.latent = latent
         self.layers = layers
         self.dropout = dropout
+        self.input_noise = input_noise
         self.cell = cell
         self.epochs = epochs
         self.batch_size = batch_size
@@ -158,7 +162,8 @@ class GRUAutoencoderDetector(Detector):
         n_val = int(len(x) * self.validation_fraction) if len(x) >= 20 else 0
         x_val, x_fit = x[:n_val], x[n_val:]
         model = build_autoencoder(self.window, x.shape[2], hidden=self.hidden, latent=self.latent,
-                                  layers=self.layers, dropout=self.dropout, cell=self.cell)
+                                  layers=self.layers, dropout=self.dropout, cell=self.cell,
+                                  input_noise=self.input_noise)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss="mse")
         monitor = "val_loss" if n_val else "loss"
         callbacks: list[Any] = [_epoch_logger(self.epochs, progress)]
