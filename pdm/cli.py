@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from pdm import __version__
-from pdm.commands import demo, evaluate, info, score, train
+from pdm.commands import demo, evaluate, info, score, serve, train
 from pdm.errors import PdmError
 
 EXIT_ERROR = 2
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pdm {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (train, score, evaluate, info, demo):
+    for module in (train, score, evaluate, info, demo, serve):
         module.register(sub)
     return parser
 

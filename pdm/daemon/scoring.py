@@ -1,0 +1,193 @@
+"""The scoring loop's work: validate messages, apply readings to machines, score the ready windows of a
+micro-batch together (one ``score_windows`` call per model), run the alarm rule, publish.
+
+Runs on the scoring thread only: machines are not shared with the network thread. Every message is handled in its
+own ``try``; a failure is logged (rate-limited), counted and published as a dead letter, and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter as Tally
+from collections import defaultdict
+
+import numpy as np
+
+from pdm.contract import Maintenance, State, Topics, parse_maintenance, parse_telemetry
+from pdm.contract._decode import decode_object
+from pdm.daemon.episodes import OpenAlert, step
+from pdm.daemon.machines import MachineState, Ready
+from pdm.daemon.metrics import Metrics
+from pdm.daemon.models import Models, ModelSlot
+from pdm.daemon.mqtt_link import Inbound
+from pdm.daemon.publisher import Publisher
+from pdm.daemon.ratelimit import RateLimitedLog
+from pdm.daemon.settings import ServeSettings
+from pdm.errors import ContractError
+
+logger = logging.getLogger(__name__)
+STATES = ("warming_up", "normal", "alert", "stale", "maintenance")
+
+
+class Scorer:
+    def __init__(self, settings: ServeSettings, models: Models, metrics: Metrics, publisher: Publisher,
+                 restored: dict[str, State] | None = None) -> None:
+        self.settings, self.models, self.metrics, self.pub = settings, models, metrics, publisher
+        self.topics = Topics(settings.prefix)
+        self.machines: dict[str, MachineState] = {}
+        self.maintenance: dict[str, Maintenance | None] = {}
+        self.restored = dict(restored or {})
+        self._n_pending = 0
+        self._log = RateLimitedLog(logger, every_s=10.0)
+
+    # ------------------------------------------------------------------ one micro-batch
+    def process(self, items: list[Inbound]) -> None:
+        """Apply every message, score what became ready, publish alerts and state changes."""
+        pending: dict[str, list[Ready]] = defaultdict(list)
+        touched: dict[str, MachineState] = {}
+        self._n_pending = 0
+        for item in items:
+            try:
+                m = self._one(item, pending)
+                if m is not None:
+                    touched[m.machine_id] = m
+            except Exception as exc:  # catch per message, never around the loop
+                self.pub.rejected(item.topic, "internal", f"{type(exc).__name__}: {exc}", item.payload)
+                self._log.exception("internal", "failed to handle a message on %s", item.topic)
+            if self._n_pending >= self.settings.max_batch_windows:
+                self._flush(pending)
+        self._flush(pending)
+        now = time.monotonic()
+        for m in touched.values():
+            if m.state != m.published_state:
+                self.pub.state(m, now)
+        for item in items:
+            self.metrics.latency.observe(now - item.arrived)
+
+    def _flush(self, pending: dict[str, list[Ready]]) -> None:
+        """Score every model's ready windows in one call each, in arrival order; empties ``pending``."""
+        for name, ready in pending.items():
+            try:
+                self._score(name, ready)
+            except Exception:
+                self.metrics.rejected.labels("scoring_error").inc()
+                self._log.exception(f"score:{name}", "scoring %d windows with model %s failed; they are skipped",
+                                    sum(len(r.windows) for r in ready), name)
+        pending.clear()
+        self._n_pending = 0
+
+    def _one(self, item: Inbound, pending: dict[str, list[Ready]]) -> MachineState | None:
+        kind = item.topic[len(self.settings.prefix) + 1 :].split("/", 1)[0]
+        self.metrics.messages.labels(kind).inc()
+        if len(item.payload) > self.settings.max_payload_bytes:
+            self.pub.rejected(item.topic, "oversized", f"found {len(item.payload)} bytes, expected at most "
+                              f"{self.settings.max_payload_bytes} (--max-payload-bytes)", item.payload)
+            return None
+        try:
+            if kind == "maintenance":
+                return self._maintenance(item)
+            return self._telemetry(item, pending)
+        except ContractError as exc:
+            self.pub.rejected(item.topic, exc.reason, str(exc), item.payload)
+            return None
+
+    def _telemetry(self, item: Inbound, pending: dict[str, list[Ready]]) -> MachineState | None:
+        machine_id = self.topics.machine_of(item.topic)
+        obj = decode_object(item.payload, "telemetry")
+        mtype = obj.get("machine_type")
+        mtype = mtype if isinstance(mtype, str) else None
+        m = self.machines.get(machine_id)
+        slot = self.models.route(mtype) if m is None or mtype is not None else m.slot
+        if slot is None:
+            self.pub.rejected(item.topic, "no_model", f"machine_type {mtype!r} has no route and there is no "
+                              "--default-model", item.payload)
+            return None
+        msg = parse_telemetry(obj, machine_id=machine_id, sensors=slot.features)
+        if m is None or m.slot is not slot:
+            m = self._new_machine(machine_id, slot, mtype, m)
+        applied = m.apply(msg, self.settings.stride)
+        m.last_arrival = item.arrived
+        m.stale = False
+        self.metrics.readings.inc(applied.readings)
+        for counter, n in ((self.metrics.duplicates, applied.duplicates), (self.metrics.late, applied.late),
+                           (self.metrics.seq_gaps, applied.seq_gap), (self.metrics.gaps, applied.gaps),
+                           (self.metrics.muted, applied.muted), (self.metrics.extra_fields, msg.extra_fields)):
+            if n:
+                counter.inc(n)
+        if applied.ready is not None:
+            pending[slot.name].append(applied.ready)
+            self._n_pending += len(applied.ready.windows)
+        return m
+
+    def _new_machine(self, machine_id: str, slot: ModelSlot, mtype: str | None, old: MachineState | None,
+                     ) -> MachineState:
+        m = MachineState.create(machine_id, slot, mtype)
+        if old is not None:  # re-routed (its machine_type now maps to another model): keep the episode
+            logger.info("machine %s re-routed from model %s to %s", machine_id, old.slot.name, slot.name)
+            m.open_alert, m.tracker.active, m.maintenance = old.open_alert, old.open_alert is not None, old.maintenance
+        elif machine_id in self.restored:
+            st = self.restored.pop(machine_id)
+            if st.alert_id is not None:
+                m.open_alert = OpenAlert.restored(machine_id, st.alert_id, st.since, st.score,
+                                                  (slot.window - 1) * slot.period_s)
+                m.tracker.active = True
+                self.metrics.restored.inc()
+                logger.info("machine %s: open alert %s restored from the retained state", machine_id, st.alert_id)
+        maint = self.maintenance.get(machine_id)
+        if maint is not None:
+            m.set_maintenance(maint)
+        self.machines[machine_id] = m
+        return m
+
+    def _maintenance(self, item: Inbound) -> MachineState | None:
+        machine_id = self.topics.machine_of(item.topic, "maintenance")
+        window = parse_maintenance(item.payload, machine_id)
+        self.maintenance[machine_id] = window
+        logger.info("maintenance for %s: %s", machine_id, "cleared" if window is None else
+                    f"{window.from_}..{window.until} ({window.reason!r} by {window.by!r})")
+        m = self.machines.get(machine_id)
+        if m is not None:
+            m.set_maintenance(window)
+        return m
+
+    def _score(self, name: str, ready: list[Ready]) -> None:
+        slot = self.models.slots[name]
+        batch = ready[0].windows if len(ready) == 1 else np.concatenate([r.windows for r in ready])
+        t0 = time.perf_counter()
+        scores, shares = slot.detector.score_windows(batch)
+        self.metrics.score_seconds.labels(name).observe(time.perf_counter() - t0)
+        self.metrics.windows.labels(name).inc(len(batch))
+        self.metrics.batch_size.labels(name).observe(len(batch))
+        features, threshold = slot.features, slot.threshold
+        i = 0
+        for r in ready:
+            m = r.machine
+            for j in range(len(r.windows)):
+                score = float(scores[i])
+                row = shares[i]
+                contrib = {f: float(row[k]) for k, f in enumerate(features)}
+                m.open_alert, event = step(m.tracker, m.open_alert, m.machine_id, score=score, shares=contrib,
+                                           start=float(r.start_ts[j]), end=float(r.end_ts[j]), threshold=threshold)
+                m.last_score = score
+                if event is not None:
+                    self.pub.alert(m, event)
+                    self.pub.state(m, time.monotonic())
+                if self.settings.publish_scores:
+                    self.pub.scores(m, float(r.end_ts[j]), score, contrib)
+                i += 1
+
+    # ------------------------------------------------------------------ housekeeping (about once a second)
+    def housekeeping(self, now_mono: float) -> None:
+        """Stale machines, heartbeats, and the machines-by-state gauge."""
+        tally: Tally[str] = Tally()
+        stale_after = self.settings.stale_timeout
+        for m in self.machines.values():
+            if not m.stale and now_mono - m.last_arrival > stale_after:
+                m.stale = True
+            state = m.state
+            tally[state] += 1
+            if state != m.published_state or now_mono >= m.next_heartbeat:
+                self.pub.state(m, now_mono)
+        for state in STATES:
+            self.metrics.machines.labels(state).set(tally[state])
