@@ -133,3 +133,23 @@ def test_saved_config_records_versions_and_hyperparameters(gru: GRUAutoencoderDe
     assert config["params"]["window"] == 32 and config["params"]["cell"] == "gru"
     assert config["window"] == 32 and config["period_s"] == pytest.approx(1.0)
     assert not list(version.glob("*.pkl")) and not list(version.glob("*.pickle"))
+
+
+def test_envelope_counts_readings_beyond_the_training_range(gru: GRUAutoencoderDetector) -> None:
+    normal = normal_fleet(1, 1500, seed=51)["pump-000"]
+    shifted = normal.assign(vibration=normal.vibration + 6.0)  # far above anything seen in training
+    try:
+        gru.envelope = False
+        off_normal = gru.score(normal, machine_id="pump-000").dropna().to_numpy()
+        off_shifted = gru.score(shifted, machine_id="pump-000").dropna().to_numpy()
+    finally:
+        gru.envelope = True
+    on_normal = gru.score(normal, machine_id="pump-000").dropna().to_numpy()
+    on_shifted = gru.explain(shifted, machine_id="pump-000").dropna()
+    on_shifted_scores = gru.score(shifted, machine_id="pump-000").dropna().to_numpy()
+    assert np.mean(np.isclose(on_normal, off_normal, rtol=1e-3)) > 0.95  # inside the envelope: the same score
+    assert np.all(on_shifted_scores >= off_shifted - 1e-9)
+    # +6 mm/s is about 8 scaled units: several units beyond the envelope on the vibration sensor, whose squared
+    # excess (divided by 3 sensors) adds well over 5 to the window score
+    assert np.median(on_shifted_scores - off_shifted) > 5.0
+    assert (on_shifted["vibration"] > 0.5).mean() > 0.95  # and the excess is attributed to the right sensor

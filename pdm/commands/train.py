@@ -20,6 +20,7 @@ HYPER: list[tuple[str, Any, str]] = [
     ("layers", int, "recurrent layers in encoder and decoder"),
     ("dropout", float, "dropout of the recurrent layers"),
     ("input_noise", float, "Gaussian noise (scaled units) on training inputs: a denoising autoencoder"),
+    ("envelope", bool, "also score how far a window leaves the normal range of each sensor"),
     ("cell", ["gru", "lstm"], "recurrent cell"),
     ("epochs", int, "maximum epochs"),
     ("batch_size", int, "training batch size"),
@@ -60,6 +61,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         flag = "--" + name.replace("_", "-")
         if isinstance(kind, list):
             g.add_argument(flag, choices=kind, default=defaults[name], help=text)
+        elif kind is bool:
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=defaults[name], help=text)
         else:
             g.add_argument(flag, type=kind, default=defaults[name], help=text)
     p.set_defaults(run=run)

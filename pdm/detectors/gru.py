@@ -4,6 +4,11 @@ Architecture: recurrent encoder -> Dense latent -> RepeatVector -> recurrent dec
 ``Dense`` on the 3-D tensor, which Keras 3 runs as one matmul, unlike ``TimeDistributed``). The window score is the
 mean squared reconstruction error of the scaled sensors; each sensor's share of it is its contribution.
 
+An autoencoder is not trusted outside the range it was trained on (it can reproduce an offset it never saw), so with
+``envelope=True`` (default) each sensor's error also counts how far the window leaves the normal envelope: the
+1e-4 and 1 - 1e-4 quantiles of that scaled sensor in the training data, squared and averaged over the window. Inside
+the envelope the score is the reconstruction error alone, so load changes and starts do not count.
+
 Short histories (a few hundred rows): the training stride drops to 1 so every window is used, and when the
 held-back tail holds fewer than 100 windows the calibration windows may overlap the fitting rows (reported in
 ``training_summary_["warnings"]``). Use a shorter ``window`` (16-32) so enough windows exist; a clear fault still
@@ -12,6 +17,7 @@ stands far above the threshold.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -26,11 +32,14 @@ from pdm.data.frames import sliding_windows
 from pdm.detectors.base import Detector, Progress
 from pdm.engines import window_errors
 from pdm.errors import CorruptModelError, DataError
+from pdm.saving import write_json
 from pdm.scaling import ScalingMode
 
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
+ENVELOPE_FILE = "envelope.json"
+ENVELOPE_Q = 1e-4  # the normal envelope: this quantile and its complement of each scaled sensor in training
 
 
 def build_autoencoder(window: int, n_features: int, *, hidden: int, latent: int, layers: int, dropout: float,
@@ -78,6 +87,7 @@ class GRUAutoencoderDetector(Detector):
         layers: int = 1,
         dropout: float = 0.0,
         input_noise: float = 0.0,
+        envelope: bool = True,
         cell: Literal["gru", "lstm"] = "gru",
         epochs: int = 50,
         batch_size: int = 256,
@@ -113,6 +123,7 @@ class GRUAutoencoderDetector(Detector):
         self.layers = layers
         self.dropout = dropout
         self.input_noise = input_noise
+        self.envelope = envelope
         self.cell = cell
         self.epochs = epochs
         self.batch_size = batch_size
@@ -155,6 +166,8 @@ class GRUAutoencoderDetector(Detector):
     def _fit_core(self, segments: list[np.ndarray], progress: Progress | None) -> dict[str, Any]:
         import keras
 
+        rows = np.concatenate(segments)
+        self.envelope_ = (np.quantile(rows, ENVELOPE_Q, axis=0), np.quantile(rows, 1 - ENVELOPE_Q, axis=0))
         x, stride = self._training_windows(segments)
         keras.utils.set_random_seed(self.seed)
         rng = np.random.default_rng(self.seed)
@@ -189,11 +202,18 @@ class GRUAutoencoderDetector(Detector):
 
     # ----------------------------------------------------------------- scoring
     def _window_errors(self, windows: np.ndarray) -> np.ndarray:
-        return window_errors(windows, self.engine_.reconstruct(windows))
+        errors = window_errors(windows, self.engine_.reconstruct(windows))
+        if self.envelope:
+            low, high = self.envelope_
+            excess = np.maximum(windows - high, 0.0) + np.maximum(low - windows, 0.0)
+            errors += np.mean(np.square(excess, dtype=np.float64), axis=1)
+        return errors
 
     # ----------------------------------------------------------------- persistence
     def _save_core(self, directory: Path) -> None:
         self.model_.save(directory / MODEL_FILE)
+        low, high = self.envelope_
+        write_json(directory / ENVELOPE_FILE, {"quantile": ENVELOPE_Q, "low": low.tolist(), "high": high.tolist()})
 
     def _load_core(self, directory: Path) -> None:
         import keras
@@ -209,6 +229,20 @@ class GRUAutoencoderDetector(Detector):
             raise CorruptModelError(path, f"found input shape {tuple(model.input_shape)}, expected {expected}",
                                     "the weights do not belong to this config: retrain")
         self._set_model(model)
+        self.envelope_ = _read_envelope(directory / ENVELOPE_FILE, len(self.features_))
+
+
+def _read_envelope(path: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        low, high = np.asarray(data["low"], dtype=np.float64), np.asarray(data["high"], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CorruptModelError(path, f"cannot be read ({type(exc).__name__}: {exc})",
+                                "restore the version from a backup or retrain") from None
+    if low.shape != (n_features,) or high.shape != (n_features,) or not np.all(np.isfinite(low + high)):
+        raise CorruptModelError(path, f"found bounds of shapes {low.shape} and {high.shape}, expected "
+                                f"({n_features},) finite values", "restore the version from a backup or retrain")
+    return low, high
 
 
 def _epoch_logger(epochs: int, progress: Progress | None) -> Any:
