@@ -3,9 +3,11 @@ built from the simulator, an in-process daemon, a collecting subscriber, and a d
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,6 +56,7 @@ def models_dir() -> Path:
     det = GRUAutoencoderDetector(window=16, hidden=8, latent=4, epochs=3, features=SENSORS, seed=0)
     det.fit(data[["timestamp", "machine_id", *SENSORS]])
     root = Path(tempfile.mkdtemp(prefix="pdm-daemon-models-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)  # lru_cache: one per test process
     det.save(root / MODEL)
     return root
 

@@ -132,3 +132,26 @@ class Topics:
         if not topic.startswith(head):
             raise TopicError(f"topic: found {topic!r}, expected {head}MACHINE")
         return check_name(topic[len(head):])
+
+
+def parse_broker_url(url: str) -> tuple[str, int, bool]:
+    """``mqtt://host:port`` (``mqtts://`` for TLS) -> (host, port, tls); a bad URL is a `ValueError` whose message
+    says what was found and expected.
+
+    >>> parse_broker_url("mqtts://broker.example.com")
+    ('broker.example.com', 8883, True)
+    >>> parse_broker_url("mqtt://127.0.0.1:1884")
+    ('127.0.0.1', 1884, False)
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+        raise ValueError(f"found {url!r}, expected mqtt://HOST:PORT or mqtts://HOST:PORT")
+    tls = parts.scheme in ("mqtts", "ssl")
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError:
+        raise ValueError(f"found {url!r} with an invalid port, expected 1-65535") from None
+    return parts.hostname, port, tls
+

@@ -22,7 +22,6 @@ import time
 import zlib
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -31,6 +30,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from pdm.contract import Status, Topics
+from pdm.contract.topics import parse_broker_url
 from pdm.daemon.metrics import Metrics
 from pdm.daemon.ratelimit import RateLimitedLog
 from pdm.daemon.settings import ServeSettings, SettingsError
@@ -48,20 +48,11 @@ class Inbound:
 
 
 def parse_broker(url: str) -> tuple[str, int, bool]:
-    """``mqtt://host:port`` (``mqtts://`` for TLS) -> (host, port, tls).
-
-    >>> parse_broker("mqtts://broker.example.com")
-    ('broker.example.com', 8883, True)
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-        raise SettingsError(f"--broker: found {url!r}, expected mqtt://HOST:PORT or mqtts://HOST:PORT")
-    tls = parts.scheme in ("mqtts", "ssl")
+    """``mqtt://host:port`` (``mqtts://`` for TLS) -> (host, port, tls); a bad URL is a `SettingsError`."""
     try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError:
-        raise SettingsError(f"--broker: found {url!r} with an invalid port, expected 1-65535") from None
-    return parts.hostname, port, tls
+        return parse_broker_url(url)
+    except ValueError as exc:
+        raise SettingsError(f"--broker: {exc}") from None
 
 
 class Link:

@@ -22,12 +22,12 @@ import time
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pdm.contract import SENSORS, Status, Topics, TruthEvent, encode_batch, encode_reading
+from pdm.contract.topics import parse_broker_url
 from simulators.fleet.config import ConfigError
 from simulators.fleet.engine import Block, Simulator
 
@@ -68,16 +68,11 @@ class Counts:
 
 
 def parse_broker(url: str) -> tuple[str, int, bool]:
-    """``mqtt://host:port`` (or ``mqtts://`` for TLS) -> (host, port, tls)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-        raise ConfigError(f"--broker: found {url!r}, expected mqtt://HOST:PORT or mqtts://HOST:PORT")
-    tls = parts.scheme in ("mqtts", "ssl")
+    """``mqtt://host:port`` (or ``mqtts://`` for TLS) -> (host, port, tls); a bad URL is a `ConfigError`."""
     try:
-        port = parts.port or (8883 if tls else 1883)
-    except ValueError:
-        raise ConfigError(f"--broker: found {url!r} with an invalid port, expected 1-65535") from None
-    return parts.hostname, port, tls
+        return parse_broker_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"--broker: {exc}") from None
 
 
 class Publisher:
