@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 DAY_S = 86_400.0
 
@@ -114,7 +115,7 @@ def label_spans(ts: Sequence[float] | np.ndarray, labels: Sequence[Any] | np.nda
 
 def label_value(v: Any) -> str | int | None:
     """The fault a label cell names, or ``None`` for a normal row."""
-    if v is None or (isinstance(v, float) and np.isnan(v)):
+    if v is None or v is pd.NA or (np.ndim(v) == 0 and isinstance(v, (float, np.floating)) and np.isnan(v)):
         return None
     if isinstance(v, (bool, np.bool_)):
         return 1 if v else None

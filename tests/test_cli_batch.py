@@ -134,3 +134,22 @@ def test_bad_input_is_one_line_and_nonzero(case: str, workspace: Path, tmp_path:
     else:
         one_line_error(pdm("evaluate", "--model", model, "--data", workspace / "test.csv", "--label-column", "lbl"),
                        "label column 'lbl' not found")
+
+
+def test_mixed_files_keep_their_own_machine_ids(tmp_path: Path) -> None:
+    from pdm.commands.common import load_data
+
+    pd.DataFrame({"timestamp": [0.0, 0.0], "machine_id": ["m1", "m2"], "x": [1.0, 2.0]}).to_csv(tmp_path / "fleet.csv",
+                                                                                            index=False)
+    pd.DataFrame({"timestamp": [0.0], "x": [3.0]}).to_csv(tmp_path / "m3.csv", index=False)
+    frame = load_data([tmp_path / "fleet.csv", tmp_path / "m3.csv"], "machine_id")
+    assert frame["machine_id"].tolist() == ["m1", "m2", "m3"]
+
+
+@pytest.mark.parametrize(("flag", "value", "needle"), [("--stride", "foo", "--stride 'foo'"),
+                                                       ("--alarm-k", "61", "expected k <= n"),
+                                                       ("--target-false-alarm-rate", "2", "between 0 and 1")])
+def test_bad_hyperparameters_are_one_line(flag: str, value: str, needle: str, workspace: Path,
+                                          tmp_path: Path) -> None:
+    one_line_error(pdm("train", "--data", workspace / "pump-000.csv", "--out", tmp_path / "m", *SMALL, flag, value),
+                   needle)

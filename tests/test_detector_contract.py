@@ -141,3 +141,11 @@ def test_constant_column_trains_and_scores(fresh: pd.DataFrame) -> None:
     scores = det.score(fresh.assign(pressure=4.0), machine_id="pump-000")
     assert np.isfinite(scores).all()
     assert det.explain(fresh.assign(pressure=4.0), machine_id="pump-000")["pressure"].max() < 1e-9
+
+
+def test_rows_without_a_machine_id_are_a_clear_error(det: Detector) -> None:
+    frames = normal_fleet(1, 200, seed=9)
+    frame = frames["pump-000"].assign(machine_id="pump-000")
+    frame.loc[17, "machine_id"] = None
+    with pytest.raises(DataError, match="no machine id at row 17"):
+        det.score(frame)

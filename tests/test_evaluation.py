@@ -93,3 +93,12 @@ def test_label_spans_from_strings_numbers_and_kinds() -> None:
 def test_empty_report_gives_nan_not_errors() -> None:
     rep = summarise([evaluate_machine("m", np.arange(5.0), np.zeros(5, bool), [], 1.0)])
     assert math.isnan(rep.event_recall) and rep.to_dict()["event_recall"] is None
+
+
+def test_missing_labels_of_any_dtype_are_normal() -> None:
+    import pandas as pd
+
+    ts = [0.0, 1.0, 2.0]
+    assert [(s.start, s.end) for s in label_spans(ts, np.array([np.nan, np.nan, 1.0], dtype=np.float32))] == [
+        (2.0, 2.0)]
+    assert label_spans(ts, pd.array([pd.NA, pd.NA, pd.NA], dtype="boolean")) == []

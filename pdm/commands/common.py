@@ -37,7 +37,8 @@ def load_data(paths: Sequence[Path], machine_column: str | None, machine_id: str
         if len(data) > 1:
             raise DataError(f"--machine-id names one machine, found {len(data)} files: expected one file")
         return next(iter(data.values())).assign(**{column: machine_id})
-    return pd.concat([f.assign(**{column: m}) for m, f in data.items()], ignore_index=True)
+    return pd.concat([f if column in f.columns else f.assign(**{column: m}) for m, f in data.items()],
+                     ignore_index=True)
 
 
 def epoch_seconds(frame: pd.DataFrame, timestamp_column: str | None) -> np.ndarray:

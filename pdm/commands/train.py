@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pdm.commands.common import epoch_progress, load_data, parse_features
+from pdm.errors import DataError
 
 # Hyper-parameters exposed as flags; defaults come from GRUAutoencoderDetector's signature (one source of truth).
 HYPER: list[tuple[str, Any, str]] = [
@@ -22,6 +23,7 @@ HYPER: list[tuple[str, Any, str]] = [
     ("input_noise", float, "Gaussian noise (scaled units) on training inputs: a denoising autoencoder"),
     ("envelope", bool, "also score how far a window leaves the normal range of each sensor"),
     ("cell", ["gru", "lstm"], "recurrent cell"),
+    ("score_reduction", ["mean", "max"], "window score: mean or max of the per-sensor errors"),
     ("epochs", int, "maximum epochs"),
     ("batch_size", int, "training batch size"),
     ("learning_rate", float, "Adam learning rate"),
@@ -75,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     params = {name: getattr(args, name) for name, _, _ in HYPER}
     if params["stride"] != "auto":
+        if not str(params["stride"]).isdigit() or int(params["stride"]) < 1:
+            raise DataError(f"found --stride {params['stride']!r}, expected 'auto' or a whole number >= 1")
         params["stride"] = int(params["stride"])
     common = {"features": parse_features(args.features), "timestamp_column": args.timestamp_column,
               "machine_column": args.machine_column}

@@ -189,6 +189,10 @@ def split_by_machine(
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"frame {i} is a {type(df).__name__}, expected a pandas DataFrame")
         if machine_column is not None and machine_column in df.columns:
+            missing = df[machine_column].isna().to_numpy()
+            if missing.any():
+                raise DataError(f"frame {i}: column {machine_column!r} has no machine id at row "
+                                f"{int(missing.argmax())}: expected one on every row")
             for mid, group in df.groupby(machine_column, sort=False):
                 out.append((str(mid), group))
         else:

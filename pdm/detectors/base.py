@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from pdm.alarm import AlarmRule
 from pdm.calibration import Threshold, ThresholdMethod
@@ -158,7 +159,15 @@ class Detector(ABC):
             raise DataError(f"found calibration_fraction={self.calibration_fraction}, expected between 0 and 1")
         if self.max_gap_factor < 1:
             raise DataError(f"found max_gap_factor={self.max_gap_factor}, expected >= 1")
-        AlarmRule(k=self.alarm_k, n=self.alarm_n, m=self.alarm_m)
+        if not 0 < self.target_false_alarm_rate < 1:
+            raise DataError(f"found target_false_alarm_rate={self.target_false_alarm_rate}, expected between 0 and 1")
+        if self.threshold_method not in ("quantile", "pot"):
+            raise DataError(f"found threshold_method={self.threshold_method!r}, expected 'quantile' or 'pot'")
+        try:
+            AlarmRule(k=self.alarm_k, n=self.alarm_n, m=self.alarm_m)
+        except ValidationError as exc:
+            raise DataError(f"alarm rule: {exc.errors()[0]['msg']} (found k={self.alarm_k}, n={self.alarm_n}, "
+                            f"m={self.alarm_m})") from None
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):
@@ -204,6 +213,9 @@ class Detector(ABC):
         per_segment = [self._aggregate(e) for e in cal_errors]
         cal_scores = np.concatenate(per_segment) if per_segment else np.array([])
         statistic = np.concatenate([alarm_statistic(s, self.alarm_k, self.alarm_n) for s in per_segment])
+        if len(statistic) == 0:
+            raise DataError(f"too few rows to calibrate: every held-back segment has fewer than alarm_k={self.alarm_k}"
+                            " windows; give more history or a smaller alarm_k")
         threshold = Threshold.fit(statistic, method=self.threshold_method, target_rate=self.target_false_alarm_rate)
         warnings = []
         if overlap:
@@ -254,7 +266,7 @@ class Detector(ABC):
         segs = [s for p, c in zip(prepared, cuts, strict=True)
                 for s in self._segments(p, scaler, max_gap, c, len(p.ts))]
         n_windows = sum(len(s) - self.window_length + 1 for s in segs)
-        if n_windows >= MIN_CALIBRATION_WINDOWS or self.window_length == 1:
+        if n_windows >= MIN_CALIBRATION_WINDOWS or (self.window_length == 1 and segs):
             return segs, False
         back = self.window_length - 1
         segs = [s for p, c in zip(prepared, cuts, strict=True)
@@ -292,6 +304,10 @@ class Detector(ABC):
 
     def _groups(self, frame: pd.DataFrame, machine_id: str | None) -> list[tuple[str, np.ndarray, pd.DataFrame]]:
         if machine_id is None and self.machine_column is not None and self.machine_column in frame.columns:
+            missing = frame[self.machine_column].isna().to_numpy()
+            if missing.any():
+                raise DataError(f"column {self.machine_column!r} has no machine id at row {int(missing.argmax())}: "
+                                "expected one on every row")
             groups = frame.groupby(self.machine_column, sort=False).indices
             return [(str(k), np.asarray(pos), frame.iloc[pos]) for k, pos in groups.items()]
         return [(machine_id or "", np.arange(len(frame)), frame)]
@@ -440,7 +456,9 @@ def alarm_statistic(scores: np.ndarray, k: int, n: int) -> np.ndarray:
     if width < k:
         return np.empty(0)
     view = np.lib.stride_tricks.sliding_window_view(scores, width)
-    return np.asarray(np.partition(view, width - k, axis=1)[:, width - k])
+    chunk = max(1, 2_000_000 // width)  # np.partition copies: bound the memory
+    return np.concatenate([np.partition(view[i : i + chunk], width - k, axis=1)[:, width - k]
+                           for i in range(0, len(view), chunk)])
 
 
 def shares(errors: np.ndarray) -> np.ndarray:

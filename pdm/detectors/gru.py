@@ -88,6 +88,7 @@ class GRUAutoencoderDetector(Detector):
         dropout: float = 0.0,
         input_noise: float = 0.0,
         envelope: bool = True,
+        score_reduction: Literal["mean", "max"] = "mean",
         cell: Literal["gru", "lstm"] = "gru",
         epochs: int = 50,
         batch_size: int = 256,
@@ -124,6 +125,7 @@ class GRUAutoencoderDetector(Detector):
         self.dropout = dropout
         self.input_noise = input_noise
         self.envelope = envelope
+        self.score_reduction = score_reduction
         self.cell = cell
         self.epochs = epochs
         self.batch_size = batch_size
@@ -149,6 +151,8 @@ class GRUAutoencoderDetector(Detector):
             raise DataError(f"found stride={self.stride!r}, expected 'auto' or >= 1")
         if not 0 <= self.dropout < 1:
             raise DataError(f"found dropout={self.dropout}, expected 0 <= dropout < 1")
+        if not 0 <= self.validation_fraction < 1:
+            raise DataError(f"found validation_fraction={self.validation_fraction}, expected 0 <= fraction < 1")
 
     def _versions(self) -> dict[str, str]:
         import keras
@@ -191,7 +195,8 @@ class GRUAutoencoderDetector(Detector):
         best = int(np.argmin(hist[monitor]))
         return {"train_windows": len(x_fit), "validation_windows": n_val, "stride": stride,
                 "epochs_run": len(hist["loss"]), "best_epoch": best + 1,
-                "train_loss": hist["loss"][best], "validation_loss": hist.get("val_loss", [None])[best],
+                "train_loss": hist["loss"][best],
+                "validation_loss": hist["val_loss"][best] if "val_loss" in hist else None,
                 "history": hist}
 
     def _set_model(self, model: Any) -> None:
@@ -201,6 +206,9 @@ class GRUAutoencoderDetector(Detector):
         self.engine_ = CompiledKerasEngine(model, jit_compile=self.jit_compile)
 
     # ----------------------------------------------------------------- scoring
+    def _aggregate(self, errors: np.ndarray) -> np.ndarray:  # type: ignore[override]
+        return np.asarray(errors.max(axis=1) if self.score_reduction == "max" else errors.mean(axis=1))
+
     def _window_errors(self, windows: np.ndarray) -> np.ndarray:
         errors = window_errors(windows, self.engine_.reconstruct(windows))
         if self.envelope:

@@ -78,6 +78,7 @@ def write_version(name_dir: Path | str, write_files: Callable[[Path], None], *, 
     name_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(name_dir)
     tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=name_dir))
+    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a daemon may run as another user  # noqa: S103
     try:
         write_files(tmp)
         for path in [*write_manifest(tmp), tmp / MANIFEST]:
@@ -116,6 +117,7 @@ def set_current(name_dir: Path | str, version: str) -> None:
     if not (name_dir / version / MANIFEST).is_file():
         raise ModelLoadError(name_dir / version, "is not a saved model version", f"pick one of {versions(name_dir)}")
     fd, tmp_name = tempfile.mkstemp(prefix=TMP_PREFIX + "current-", dir=name_dir)
+    os.fchmod(fd, 0o644)  # readable like the versions it names
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(version + "\n")
         fh.flush()
@@ -141,7 +143,8 @@ def resolve_version_dir(path: Path | str) -> Path:
     if current.is_file():
         version = current.read_text(encoding="utf-8").strip()
         target = path / version
-        if not version or "/" in version or not (target / MANIFEST).is_file():
+        if not version or version != Path(version).name or version.startswith(".") or "\\" in version \
+                or not (target / MANIFEST).is_file():
             raise CorruptModelError(current, f"names version {version!r}, which is not a saved version here",
                                     f"point it at one of {versions(path)} (pdm.saving.set_current)")
         return target
