@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pdm.commands.common import MACHINE_COLUMN, add_model_and_data, epoch_seconds, load_data
+from pdm.data.frames import machine_positions
 from pdm.detectors.base import Detector
 from pdm.errors import DataError, ModelLoadError
 from pdm.evaluation import Report, evaluate_machine, label_spans, summarise
@@ -67,8 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if baseline is not None:
         detectors[BASELINE] = baseline
     ts_all = epoch_seconds(frame, det.timestamp_column)
-    orders = {str(m): np.asarray(pos)[np.argsort(ts_all[pos], kind="stable")]
-              for m, pos in frame.groupby(column, sort=False).indices.items()}
+    orders = {m: pos[np.argsort(ts_all[pos], kind="stable")] for m, pos in machine_positions(frame, column).items()}
     kinds = frame[kind_column].to_numpy() if kind_column else None
     labels = frame[args.label_column].to_numpy()
     spans = {m: label_spans(ts_all[o], labels[o], m, None if kinds is None else kinds[o]) for m, o in orders.items()}

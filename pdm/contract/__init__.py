@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pdm.contract._decode import SCHEMA, Payload
+from pdm.contract._decode import SCHEMA, Payload, decode_object
 from pdm.contract.messages import (
     EXCERPT_BYTES,
     Alert,
@@ -80,6 +80,7 @@ __all__ = [
     "TruthEvent",
     "alert_id",
     "check_name",
+    "decode_object",
     "encode_batch",
     "encode_reading",
     "is_valid_name",

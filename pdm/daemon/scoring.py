@@ -14,8 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from pdm.contract import Maintenance, State, Topics, parse_maintenance, parse_telemetry
-from pdm.contract._decode import decode_object
+from pdm.contract import Maintenance, State, Topics, decode_object, parse_maintenance, parse_telemetry
 from pdm.daemon.episodes import OpenAlert, step
 from pdm.daemon.machines import MachineState, Ready
 from pdm.daemon.metrics import Metrics

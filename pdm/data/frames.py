@@ -172,6 +172,19 @@ def prepare_frame(
     )
 
 
+def machine_positions(df: pd.DataFrame, machine_column: str) -> dict[str, np.ndarray]:
+    """Row positions of each machine, in order of first appearance; a row without an id is a `DataError`.
+
+    >>> {m: p.tolist() for m, p in machine_positions(pd.DataFrame({"m": ["b", "a", "b"]}), "m").items()}
+    {'b': [0, 2], 'a': [1]}
+    """
+    missing = df[machine_column].isna().to_numpy()
+    if missing.any():
+        raise DataError(f"column {machine_column!r} has no machine id at row {int(missing.argmax())}: expected one "
+                        "on every row")
+    return {str(k): np.asarray(pos) for k, pos in df.groupby(machine_column, sort=False).indices.items()}
+
+
 def split_by_machine(
     frames: pd.DataFrame | Sequence[pd.DataFrame] | Mapping[str, pd.DataFrame], machine_column: str | None
 ) -> list[tuple[str, pd.DataFrame]]:
@@ -189,12 +202,7 @@ def split_by_machine(
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"frame {i} is a {type(df).__name__}, expected a pandas DataFrame")
         if machine_column is not None and machine_column in df.columns:
-            missing = df[machine_column].isna().to_numpy()
-            if missing.any():
-                raise DataError(f"frame {i}: column {machine_column!r} has no machine id at row "
-                                f"{int(missing.argmax())}: expected one on every row")
-            for mid, group in df.groupby(machine_column, sort=False):
-                out.append((str(mid), group))
+            out.extend((mid, df.iloc[pos]) for mid, pos in machine_positions(df, machine_column).items())
         else:
             out.append((key if key is not None else f"frame-{i}", df))
     return out

@@ -35,6 +35,7 @@ from pdm.data.frames import (
     PreparedFrame,
     fill_missing,
     find_timestamp_column,
+    machine_positions,
     median_period,
     numeric_columns,
     prepare_frame,
@@ -304,12 +305,8 @@ class Detector(ABC):
 
     def _groups(self, frame: pd.DataFrame, machine_id: str | None) -> list[tuple[str, np.ndarray, pd.DataFrame]]:
         if machine_id is None and self.machine_column is not None and self.machine_column in frame.columns:
-            missing = frame[self.machine_column].isna().to_numpy()
-            if missing.any():
-                raise DataError(f"column {self.machine_column!r} has no machine id at row {int(missing.argmax())}: "
-                                "expected one on every row")
-            groups = frame.groupby(self.machine_column, sort=False).indices
-            return [(str(k), np.asarray(pos), frame.iloc[pos]) for k, pos in groups.items()]
+            groups = machine_positions(frame, self.machine_column)
+            return [(mid, pos, frame.iloc[pos]) for mid, pos in groups.items()]
         return [(machine_id or "", np.arange(len(frame)), frame)]
 
     def _score_prepared(self, p: PreparedFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
