@@ -6,6 +6,12 @@ batch of 10 readings every 10 s (staggered: N/10 messages per second). Single: o
 messages per second). Each machine first sends one batch of history (window - 1 readings) so its windows are full
 when the paced phase starts; only the paced phase is measured.
 
+The publisher is a separate process started with ``spawn``: a child forked from this process (which has trained
+a Keras model, so TensorFlow's threads and state exist) crashed with SIGSEGV in its garbage collector after a few
+seconds of publishing, and its readings stopped; the benchmark then compared the daemon's windows with a count the
+child never reported. A publisher that does not exit cleanly now stops the benchmark, and the daemon's applied
+readings are checked against what was sent.
+
 Per fleet size: messages and windows expected vs scored (keeps up = nothing missing at the end, queue drained),
 p50/p99 latency from a message's arrival at the daemon to its windows scored and alerts published (the daemon's
 own histogram, so p99 is a bucket bound), daemon CPU (% of one core) and RSS. The ceiling: a bare paho subscriber
@@ -37,9 +43,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pdm import contract  # noqa: E402
-from tests.broker import Broker, find_mosquitto, free_port  # noqa: E402
+from pdm.demo.broker import LocalBroker, find_mosquitto, free_port  # noqa: E402
 
 SENSORS = ("temperature", "vibration", "pressure")
+SPAWN = mp.get_context("spawn")  # never fork a process that has TensorFlow loaded
 
 
 def train_model(out: Path, window: int) -> None:
@@ -110,21 +117,26 @@ def publisher(url_port: int, prefix: str, machines: int, seconds: float, single:
     client.loop_stop()
 
 
-def scrape(port: int) -> dict[str, float]:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+def scrape(ports: list[int]) -> dict[str, float]:
+    """Every daemon's metrics, summed over the shards (counters and histogram buckets add up)."""
     out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
+    for port in ports:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = out.get(name, 0.0) + float(value)
     return out
 
 
-def proc_cpu_rss(pid: int) -> tuple[float, float]:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-               if line.startswith("VmRSS")) / 1024
+def proc_cpu_rss(pids: list[int]) -> tuple[float, float]:
+    """CPU seconds and RSS (MB), summed over the daemon processes."""
+    cpu = rss = 0.0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        rss += next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("VmRSS")) / 1024
     return cpu, rss
 
 
@@ -139,14 +151,15 @@ def latency_quantile(before: dict[str, float], after: dict[str, float], q: float
     return float("nan")
 
 
-def run_fleet(broker: Broker, mport: int, pid: int, machines: int, single: bool, seconds: float,  # noqa: PLR0917
+def run_fleet(broker: LocalBroker, mport: list[int], pid: list[int], machines: int, single: bool, seconds: float,  # noqa: PLR0917
               window: int) -> dict[str, float]:
     prefix = f"{'s' if single else 'b'}{machines}"
     key_w = 'pdm_windows_scored_total{model="bench"}'
+    key_r = "pdm_readings_total"
     before = scrape(mport)
     t0 = time.time() + 3.0 + machines / 4000
-    sent = mp.Value("q", 0)
-    proc = mp.Process(target=publisher, args=(broker.port, prefix, machines, seconds, single, window, t0, sent))
+    sent = SPAWN.Value("q", -1)
+    proc = SPAWN.Process(target=publisher, args=(broker.port, prefix, machines, seconds, single, window, t0, sent))
     proc.start()
     while time.time() < t0:  # prefill scored before the measured phase
         time.sleep(0.2)
@@ -155,7 +168,10 @@ def run_fleet(broker: Broker, mport: int, pid: int, machines: int, single: bool,
     cpu0, _ = proc_cpu_rss(pid)
     w0 = time.monotonic()
     proc.join()
+    if proc.exitcode != 0 or sent.value < 0:
+        raise RuntimeError(f"the publisher process failed (exit code {proc.exitcode}): no figures for this size")
     expected_windows = sent.value  # the history holds window - 1 readings: each paced reading completes a window
+    expected_readings = sent.value + machines * (window - 1)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and scrape(mport).get(key_w, 0.0) - before.get(key_w, 0.0) < expected_windows:
         time.sleep(0.5)
@@ -163,6 +179,10 @@ def run_fleet(broker: Broker, mport: int, pid: int, machines: int, single: bool,
     after = scrape(mport)
     cpu1, rss = proc_cpu_rss(pid)
     scored = after.get(key_w, 0.0) - before.get(key_w, 0.0)
+    applied = after.get(key_r, 0.0) - before.get(key_r, 0.0)
+    if applied > expected_readings or scored > expected_windows:  # more than was sent: an accounting error
+        raise RuntimeError(f"accounting: the daemon applied {applied:.0f} readings and scored {scored:.0f} windows; "
+                           f"{expected_readings} readings were sent and {expected_windows} windows expected")
     lag_after_publish = wall - seconds
     return {"machines": machines, "msgs_per_s": machines / (1 if single else 10), "windows_expected": expected_windows,
             "windows_scored": scored, "missing": expected_windows - scored, "p50": latency_quantile(mid, after, 0.5),
@@ -170,7 +190,7 @@ def run_fleet(broker: Broker, mport: int, pid: int, machines: int, single: bool,
             "drain_s": max(0.0, lag_after_publish)}
 
 
-def raw_paho_ceiling(broker: Broker, n: int = 20_000, batch: int = 10) -> tuple[float, float]:
+def raw_paho_ceiling(broker: LocalBroker, n: int = 20_000, batch: int = 10) -> tuple[float, float]:
     """A bare paho subscriber (QoS 1, json.loads) with a publisher at full speed: messages/s for single readings
     and for batches of ``batch`` readings."""
     import paho.mqtt.client as mqtt
@@ -217,11 +237,13 @@ def main() -> None:
     ap.add_argument("--single", default="1000,2500,5000", help="fleet sizes, single-reading payloads")
     ap.add_argument("--seconds", type=float, default=30, help="measured (paced) seconds per fleet size")
     ap.add_argument("--window", type=int, default=64)
+    ap.add_argument("--engine", choices=("auto", "onnx", "keras"), default="auto", help="the daemon's --engine")
+    ap.add_argument("--shards", type=int, default=1, help="daemon processes, each --shard i/N")
     args = ap.parse_args()
     if find_mosquitto() is None:
         sys.exit("mosquitto is required (apt-get install mosquitto)")
     work = Path(tempfile.mkdtemp(prefix="pdm-bench-daemon-"))
-    broker = Broker(find_mosquitto() or "", work / "broker")
+    broker = LocalBroker(work / "broker", "mosquitto")
     broker.start()
     print(f"{os.cpu_count()} CPUs; mosquitto, publisher and daemon on this machine; {args.seconds:g} s per size")
     try:
@@ -229,31 +251,40 @@ def main() -> None:
         print(f"ceiling, bare paho subscriber QoS 1 + json.loads: {single_rate:,.0f} msg/s single readings; "
               f"{batch_rate:,.0f} msg/s = {10 * batch_rate:,.0f} readings/s in batches of 10")
         train_model(work / "models", args.window)
-        mport = free_port()
-        cmd = [sys.executable, "-m", "pdm", "serve", "--broker", broker.url, "--models-dir", str(work / "models"),
-               "--metrics-port", str(mport), "--receive-maximum", "5000"]
-        daemon = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})  # noqa: S603
+        mports = [free_port() for _ in range(args.shards)]
+        daemons = []
+        for i, mport in enumerate(mports):
+            cmd = [sys.executable, "-m", "pdm", "serve", "--broker", broker.url, "--models-dir", str(work / "models"),
+                   "--metrics-port", str(mport), "--receive-maximum", "5000", "--engine", args.engine,
+                   "--shard", f"{i}/{args.shards}"]
+            daemons.append(subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}))  # noqa: S603
+        print(f"{args.shards} daemon process(es) (--shard i/{args.shards}), engine {args.engine}")
         deadline = time.monotonic() + 120
-        while True:
-            try:
-                if json.loads(urllib.request.urlopen(f"http://127.0.0.1:{mport}/healthz", timeout=2).read())["ok"]:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                sys.exit("daemon did not become healthy")
-            time.sleep(0.5)
+        for mport in mports:
+            while True:
+                try:
+                    if json.loads(urllib.request.urlopen(f"http://127.0.0.1:{mport}/healthz",
+                                                         timeout=2).read())["ok"]:
+                        break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    sys.exit("daemon did not become healthy")
+                time.sleep(0.5)
+        pids = [d.pid for d in daemons]
         print(f"{'payload':8} {'machines':>8} {'msg/s':>7} {'windows/s':>9} {'missing':>7} {'p50 s':>6} "
               f"{'p99 s':>6} {'drain s':>7} {'CPU %':>6} {'RSS MB':>6}  keeps up")
         for single, sizes in ((False, args.batched), (True, args.single)):
             for machines in (int(x) for x in sizes.split(",") if x):
-                r = run_fleet(broker, mport, daemon.pid, machines, single, args.seconds, args.window)
+                r = run_fleet(broker, mports, pids, machines, single, args.seconds, args.window)
                 ok = r["missing"] == 0 and r["p99"] <= 1.0
                 print(f"{'single' if single else 'batch10':8} {machines:>8} {r['msgs_per_s']:>7,.0f} "
                       f"{machines:>9,} {r['missing']:>7,.0f} {r['p50']:>6.3g} {r['p99']:>6.3g} {r['drain_s']:>7.1f} "
                       f"{r['cpu_pct']:>6.0f} {r['rss_mb']:>6.0f}  {'yes' if ok else 'NO'}", flush=True)
-        daemon.terminate()
-        daemon.wait(60)
+        for d in daemons:
+            d.terminate()
+        for d in daemons:
+            d.wait(60)
     finally:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)

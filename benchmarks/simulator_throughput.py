@@ -19,11 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulators.fleet import offline  # noqa: E402 - after making the repository importable
+from pdm.demo.broker import LocalBroker, find_mosquitto  # noqa: E402 - after making the repository importable
+from simulators.fleet import offline  # noqa: E402
 from simulators.fleet.config import SimConfig, fleet_types  # noqa: E402
 from simulators.fleet.engine import Simulator  # noqa: E402
 from simulators.fleet.live import LiveOptions, Publisher  # noqa: E402
-from tests.broker import Broker, find_mosquitto  # noqa: E402
 
 
 def config(machines: int, seconds: float) -> SimConfig:
@@ -48,7 +48,7 @@ def write(machines: int, seconds: float, out: Path) -> float:
     return s.rows / (time.perf_counter() - t)
 
 
-def live(broker: Broker, machines: int, seconds: float, *, single: bool, qos: int) -> tuple[float, float]:
+def live(broker: LocalBroker, machines: int, seconds: float, *, single: bool, qos: int) -> tuple[float, float]:
     sim = Simulator(config(machines, seconds))
     opts = LiveOptions(broker=broker.url, qos=qos, single=single, speed=None, max_batch=60,
                        instance=f"bench-{'single' if single else 'batch'}-{qos}")
@@ -77,7 +77,7 @@ def main() -> None:
         csv = best(lambda: write(m, 1 * 3600, Path(tmp) / "f.csv"), r)
         print(f"offline, generate + Parquet:     {pq:12,.0f} readings/s")
         print(f"offline, generate + CSV:         {csv:12,.0f} readings/s")
-        broker = Broker(binary, Path(tmp) / "mosquitto")
+        broker = LocalBroker(Path(tmp) / "mosquitto", "mosquitto", binary=binary)
         broker.start()
         try:
             results = {}

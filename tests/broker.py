@@ -7,128 +7,82 @@ Use the ``mosquitto`` fixture (tests marked ``@pytest.mark.broker``); inside a t
         mosquitto.start()   # same port, same persistence: persistent sessions and their queues survive
 
 Without a mosquitto binary the test is skipped with the reason; with the environment variable ``CI`` set it fails.
-The configuration follows the contract's "Sessions and scale": persistence on, queues large enough for a fleet.
+The broker process and its configuration are the demo's (`pdm.demo.broker`): the contract's "Sessions and scale",
+persistence on, queues large enough for a fleet.
+
+``mosquitto_tls``: the same broker with a second, TLS-only listener (``tls_port``, ``tls_url``) whose server
+certificate is signed by a CA made for the test with ``openssl`` (``tls.ca``); skipped when openssl is missing.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-CANDIDATES = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
+from pdm.demo.broker import LocalBroker, find_mosquitto, free_port
+
+__all__ = ["Broker", "TlsFiles", "find_mosquitto", "free_port", "make_tls_files", "mosquitto_binary"]
 
 
-def find_mosquitto() -> str | None:
-    found = shutil.which("mosquitto")
-    if found:
-        return found
-    return next((c for c in CANDIDATES if os.access(c, os.X_OK)), None)
+@dataclass(frozen=True)
+class TlsFiles:
+    """A test CA (``ca``) and a server certificate and key it signed, valid for 127.0.0.1 and localhost."""
+
+    ca: Path
+    cert: Path
+    key: Path
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def broker_config(port: int, data_dir: Path) -> str:
-    lines = [
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
-        "persistence true",
-        f"persistence_location {data_dir}/",
-        "persistence_file mosquitto.db",
-        "autosave_interval 60",
-        # the contract's "Sessions and scale": mosquitto's default of 1000 queued messages per client is a tenth
-        # of a second of a 10,000-machine fleet
-        "max_queued_messages 1000000",
-        "max_queued_bytes 0",
-        "max_inflight_messages 100",
-        "set_tcp_nodelay true",
-        f"log_dest file {data_dir}/mosquitto.log",
-        "log_type error",
-        "log_type warning",
-        "log_type notice",
-        "log_type information",
-        "connection_messages true",
+def make_tls_files(directory: Path) -> TlsFiles:
+    """Generate a CA and a server certificate with the ``openssl`` command (skips the test when it is missing)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed: the TLS test generates its CA and server certificate with it")
+    directory.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ext = directory / "server.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=critical,CA:FALSE\n"
+                   "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+    steps = [
+        [openssl, "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=pdm test CA",
+         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        [openssl, "req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+        [openssl, "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+         "-out", "server.pem", "-days", "2", "-extfile", ext.name],
     ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        lines.append("user root")  # mosquitto started as root otherwise drops to user 'mosquitto': no tmp access
-    return "\n".join(lines) + "\n"
+    for cmd in steps:
+        out = subprocess.run(cmd, cwd=directory, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[:3])} failed: {out.stderr.strip()}")
+    return TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
 
 
-class Broker:
-    """One mosquitto process; ``stop()``/``start()`` restart it on the same port with the same persistence."""
+class Broker(LocalBroker):
+    """One mosquitto process (`pdm.demo.broker.LocalBroker`); ``stop()``/``start()`` restart it on the same port with
+    the same persistence; with ``tls``, a second, TLS-only listener on ``tls_port``."""
 
-    def __init__(self, binary: str, data_dir: Path, port: int | None = None) -> None:
-        self.binary = binary
-        self.data_dir = data_dir
-        self.host = "127.0.0.1"
-        self.port = port or free_port()
-        self.config_path = data_dir / "mosquitto.conf"
-        self.log_path = data_dir / "mosquitto.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(broker_config(self.port, data_dir))
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+    def __init__(self, binary: str, data_dir: Path, port: int | None = None, tls: TlsFiles | None = None) -> None:
+        self.tls = tls
+        self.tls_port = free_port() if tls is not None else None
+        extra = [f"listener {self.tls_port} 127.0.0.1", f"cafile {tls.ca}", f"certfile {tls.cert}",
+                 f"keyfile {tls.key}"] if tls is not None else []
+        super().__init__(data_dir, "mosquitto", port, binary=binary, extra_config=extra)
 
     @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def start(self, timeout: float = 10.0) -> None:
-        if self.running:
-            return
-        self.process = subprocess.Popen([self.binary, "-c", str(self.config_path)], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
-                raise RuntimeError(f"mosquitto exited with {self.process.returncode}: {err.strip()} "
-                                   f"{self.log_tail()}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"mosquitto did not accept connections on {self.host}:{self.port} within {timeout} s")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM (mosquitto saves its persistence file) and wait; SIGKILL if it hangs."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
-        if self.process.stderr:
-            self.process.stderr.close()
-        self.process = None
+    def tls_url(self) -> str:
+        if self.tls_port is None:
+            raise RuntimeError("this broker has no TLS listener (pass tls=TlsFiles)")
+        return f"mqtts://{self.host}:{self.tls_port}"
 
     def restart(self) -> None:
         self.stop()
         self.start()
-
-    def log_tail(self, lines: int = 20) -> str:
-        if not self.log_path.is_file():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def mosquitto_binary() -> str:
@@ -146,6 +100,18 @@ def mosquitto_binary() -> str:
 def mosquitto(tmp_path: Path) -> Iterator[Broker]:
     """A fresh broker for one test, on a free 127.0.0.1 port; stopped and removed afterwards."""
     broker = Broker(mosquitto_binary(), tmp_path / "mosquitto")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def mosquitto_tls(tmp_path: Path) -> Iterator[Broker]:
+    """A fresh broker with a plain listener (``port``) and a TLS listener (``tls_port``, CA ``tls.ca``)."""
+    binary = mosquitto_binary()
+    broker = Broker(binary, tmp_path / "mosquitto", tls=make_tls_files(tmp_path / "tls"))
     broker.start()
     try:
         yield broker

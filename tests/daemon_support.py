@@ -61,7 +61,37 @@ def models_dir() -> Path:
     return root
 
 
-def settings(broker: Broker, **kw: Any) -> ServeSettings:
+def copy_models(dest: Path) -> Path:
+    """A private copy of `models_dir` (tests that add versions must not change the shared one)."""
+    shutil.copytree(models_dir(), dest)
+    return dest
+
+
+def new_version(name_dir: Path, edit: Callable[[Path], None] | None = None, *, make_current: bool = True,
+                source: str | None = None) -> str:
+    """Save a new version of a model the way retraining does (`pdm.saving.write_version`: atomic, manifest
+    written), with the files of version ``source`` (default: ``current``) edited by ``edit(directory)``; returns
+    the new version's name."""
+    from pdm.saving import resolve_version_dir, write_version
+
+    source_dir = resolve_version_dir(name_dir if source is None else name_dir / source)
+
+    def write(tmp: Path) -> None:
+        for path in source_dir.iterdir():
+            if path.name != "manifest.json":
+                (shutil.copytree if path.is_dir() else shutil.copy2)(path, tmp / path.name)
+        if edit is not None:
+            edit(tmp)
+
+    return write_version(name_dir, write, make_current=make_current).name
+
+
+def edit_json(path: Path, **changes: Any) -> None:
+    """Change top-level keys of a JSON file in place."""
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+def settings(broker: Broker, /, **kw: Any) -> ServeSettings:
     base: dict[str, Any] = {"broker": broker.url, "models_dir": models_dir(), "default_model": MODEL,
                             "metrics_port": 0, "warm_up": False, "drain_timeout": 5.0}
     return ServeSettings(**{**base, **kw})
@@ -105,7 +135,8 @@ class Collector:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *a: c.subscribe([("pdm/v1/alerts/+", 1), ("pdm/v1/state/+", 1),
-                                                             ("pdm/v1/rejected", 1), ("pdm/v1/status/#", 1)])
+                                                             ("pdm/v1/rejected", 1), ("pdm/v1/status/#", 1),
+                                                             ("pdm/v1/scores/+", 1)])
         self.client.reconnect_delay_set(1, 2)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 3600  # persistent: nothing is missed while the broker restarts
@@ -189,3 +220,18 @@ def retained(broker: Broker, topic: str, timeout: float = 5.0) -> dict[str, Any]
     assert out.returncode == 0 and out.stdout.strip(), f"mosquitto_sub read nothing on {topic}: {out.stderr}"
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[0])
     return result
+
+
+@functools.lru_cache(maxsize=1)
+def training_frame() -> pd.DataFrame:
+    """The data `models_dir`'s model was trained on (simulated again: seeded, so identical)."""
+    data, _ = simulate(4, 6 * 3600, TRAIN_START, normal_only=True)
+    return data
+
+
+def calibration_tail(machine_id: str, fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """The readings of ``machine_id`` that `models_dir`'s model held back to calibrate on: the last ``fraction``
+    of its training rows, cut as `pdm.detectors.base.Detector.fit` cuts them."""
+    ts, values = machine_arrays(training_frame(), machine_id)
+    cut = round(len(ts) * (1 - fraction))
+    return ts[cut:], values[cut:]

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ import pytest
 
 from pdm import contract
 from pdm.detectors.base import Detector
+from pdm.recorder import read_table
 from tests.broker import Broker, free_port
 from tests.daemon_support import (
     LIVE_START,
@@ -70,10 +72,11 @@ def expected_alerts(frame: pd.DataFrame) -> set[tuple[str, str]]:
     return out
 
 
-def test_simulated_faults_raise_alerts_naming_machine_and_sensor(mosquitto: Broker) -> None:
+def test_simulated_faults_raise_alerts_naming_machine_and_sensor(mosquitto: Broker, tmp_path: Path) -> None:
+    """... and ``--record-dir`` records what the daemon saw and published, for retraining."""
     collector = Collector(mosquitto)
     try:
-        with running(settings(mosquitto)) as daemon:
+        with running(settings(mosquitto, record_dir=tmp_path / "rec", publish_scores=True)) as daemon:
             run_simulator(mosquitto, "--machines", "4", "--speed", "max", "--duration", "2h", "--fault-rate", "0",
                           "--fault", "machine=pump-001,type=bearing_wear,start=10m,duration=80m,severity=1",
                           "--fault", "machine=motor-001,type=overheating,start=20m,duration=90m,severity=1")
@@ -82,6 +85,13 @@ def test_simulated_faults_raise_alerts_naming_machine_and_sensor(mosquitto: Brok
                      30, "every window scored")
             state = retained(mosquitto, "pdm/v1/state/pump-001")  # a real client reads the retained state
             status = retained(mosquitto, "pdm/v1/status/scorer/scorer-0")
+            recorder = daemon.recorder
+            assert recorder is not None  # the recorder runs beside the daemon; at --speed max it lags a little
+            published = metric(daemon, "pdm_alerts_total", event="raised") + metric(daemon, "pdm_alerts_total",
+                                                                                       event="cleared")
+            wait_for(lambda: recorder.counters.get("messages.alerts") == published, 60,
+                     "the recorder to receive every alert the daemon published")
+            wait_for(lambda: len(collector.alerts()) == published, 30, "the collector to receive every alert")
         raised = [a for a in collector.alerts() if a["event"] == "raised"]
         by_machine = {a["machine_id"] for a in raised}
         assert by_machine == {"pump-001", "motor-001"}, raised
@@ -91,6 +101,14 @@ def test_simulated_faults_raise_alerts_naming_machine_and_sensor(mosquitto: Brok
             contract.parse_alert(json.dumps(a))  # valid per the contract (id, shares summing to 1)
         assert state["machine_id"] == "pump-001" and state["instance"] == "scorer-0" and state["model"]["name"] == MODEL
         assert status["state"] == "online" and status["service"] == "scorer"
+        telemetry = read_table(tmp_path / "rec", "telemetry")
+        assert len(telemetry) == 4 * 7200 and telemetry["machine_id"].nunique() == 4
+        scores = read_table(tmp_path / "rec", "scores")  # QoS 0 by contract: a burst at --speed max may lose some
+        assert 0 < len(scores) <= 4 * (7200 - WINDOW + 1) and not scores.duplicated(["machine_id", "ts"]).any()
+        recorded = read_table(tmp_path / "rec", "alerts")
+        events = {(a["alert_id"], a["event"]) for a in collector.alerts()}
+        assert set(zip(recorded["alert_id"], recorded["event"], strict=True)) == events
+        assert set(read_table(tmp_path / "rec", "truth")["machine_id"]) == {"pump-001", "motor-001"}
     finally:
         collector.close()
 

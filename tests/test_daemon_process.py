@@ -1,11 +1,12 @@
 """The daemon as a real process (`python -m pdm serve`): SIGKILL and restart resumes the open alert (neither
-forgotten nor raised again), the Last Will and SIGTERM publish `offline`, and `mosquitto_sub` reads the retained
-status and state."""
+forgotten nor raised again), the Last Will and SIGTERM publish `offline`, `mosquitto_sub` reads the retained
+status and state, and with the ONNX engine the process never loads TensorFlow."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +52,9 @@ def test_sigkill_restart_resumes_the_open_alert_and_sigterm_publishes_offline(mo
         wait_for(lambda: any(a["event"] == "raised" for a in collector.alerts()), 30, "the alert to be raised")
         raised = [a for a in collector.alerts() if a["event"] == "raised"]
         assert len(raised) == 1 and raised[0]["machine_id"] == "pump-001"
+        # the model has a model.onnx, so the default engine (auto) scores without TensorFlow: not even mapped
+        libraries = Path(f"/proc/{first.pid}/maps").read_text()
+        assert "onnxruntime" in libraries and "tensorflow" not in libraries
         wait_for(lambda: retained(mosquitto, "pdm/v1/state/pump-001").get("alert_id") == raised[0]["alert_id"], 10,
                  "the retained alert state")
         first.send_signal(signal.SIGKILL)

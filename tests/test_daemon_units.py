@@ -132,3 +132,21 @@ def test_settings_precedence_cli_env_file_default(tmp_path, monkeypatch: pytest.
         load_settings({"shard": "2/2"})
     with pytest.raises(SettingsError, match="heartbeat"):
         load_settings({"heartbeat": "90"})
+
+
+
+def test_the_engine_setting_chooses_the_engine_and_both_score_alike() -> None:
+    slots = {e: Models(models_dir(), {}, MODEL, warm_up=False, engine=e).slots[MODEL]
+             for e in ("auto", "onnx", "keras")}
+    names = {e: type(s.detector.engine_).__name__ for e, s in slots.items()}  # type: ignore[attr-defined]
+    assert names == {"auto": "OnnxEngine", "onnx": "OnnxEngine", "keras": "CompiledKerasEngine"}
+    frame, _ = simulate(1, 400, LIVE_START, normal_only=True)
+    mid = str(frame["machine_id"].iloc[0])
+    _, values = machine_arrays(frame, mid)
+    det = slots["keras"].detector
+    scaled = det.scaler_.transform(values, mid).astype(np.float32)
+    windows = np.stack([scaled[i : i + det.window_length] for i in range(0, 300, 7)])
+    onnx_scores, onnx_shares = slots["onnx"].detector.score_windows(windows)
+    keras_scores, keras_shares = det.score_windows(windows)
+    np.testing.assert_allclose(onnx_scores, keras_scores, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(onnx_shares, keras_shares, atol=1e-4)

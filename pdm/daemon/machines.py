@@ -16,11 +16,8 @@ Rules (the same as the batch path's, applied one reading at a time):
   segment's start, else 0 (the training median). Values are scaled with the machine's own statistics, or the
   fleet's for a machine the model has not seen (logged once).
 
->>> ring = Ring(window=3, n_features=1, capacity=4)
->>> for t in range(6):
-...     _ = ring.extend(np.array([float(t)]), np.array([[float(t)]], dtype=np.float32))
->>> ring.last(3)[1][:, 0].tolist()
-[3.0, 4.0, 5.0]
+A model swap (hot reload) moves the machine to the new version with `MachineState.rebase`; its rules are there.
+Each message also feeds the machine's drift and data-quality span (`pdm.daemon.quality`).
 """
 
 from __future__ import annotations
@@ -35,46 +32,25 @@ from pdm.alarm import AlarmTracker
 from pdm.contract import Maintenance, Telemetry
 from pdm.daemon.episodes import OpenAlert
 from pdm.daemon.models import ModelSlot
+from pdm.daemon.quality import MachineQuality
+from pdm.daemon.ring import Ring
 from pdm.data.frames import fill_missing, sliding_windows
 
 logger = logging.getLogger(__name__)
 
 
-class Ring:
-    """The newest readings of one machine, contiguous, so windows are views (copied when batched)."""
-
-    def __init__(self, window: int, n_features: int, capacity: int | None = None) -> None:
-        self.window = window
-        cap = capacity or max(4 * window, 256)
-        self.ts = np.zeros(cap, dtype=np.float64)
-        self.values = np.zeros((cap, n_features), dtype=np.float32)
-        self.n = 0
-
-    def clear(self) -> None:
-        self.n = 0
-
-    def extend(self, ts: np.ndarray, values: np.ndarray) -> int:
-        """Append rows; returns the row index of the first appended row."""
-        k = len(ts)
-        if self.n + k > len(self.ts):
-            keep = min(self.n, self.window - 1)
-            if keep + k > len(self.ts):  # a huge batch: grow
-                cap = keep + k + self.window
-                self.ts = np.concatenate([self.ts[self.n - keep : self.n], np.zeros(cap - keep)])
-                self.values = np.concatenate([self.values[self.n - keep : self.n],
-                                              np.zeros((cap - keep, self.values.shape[1]), dtype=np.float32)])
-            else:
-                self.ts[:keep] = self.ts[self.n - keep : self.n]
-                self.values[:keep] = self.values[self.n - keep : self.n]
-            self.n = keep
-        start = self.n
-        self.ts[start : start + k] = ts
-        self.values[start : start + k] = values
-        self.n += k
-        return start
-
-    def last(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.ts[self.n - k : self.n], self.values[self.n - k : self.n]
+def machine_scaling(slot: ModelSlot, machine_id: str, note: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The machine's center and scale under ``slot``'s model: its own statistics (``per_machine``) when the model
+    has them, else the fleet's (logged when ``note``)."""
+    scaler = slot.detector.scaler_
+    stats = scaler.global_stats
+    if scaler.mode == "per_machine":
+        if machine_id in scaler.machines:
+            stats = scaler.machines[machine_id]
+        elif note:
+            logger.info("machine %r is new to model %s version %s: scaled with the fleet's statistics until the "
+                        "model is retrained with it", machine_id, slot.name, slot.ref.version)
+    return np.asarray(stats.center, dtype=np.float64), np.asarray(stats.scale, dtype=np.float64)
 
 
 @dataclass
@@ -123,18 +99,21 @@ class MachineState:
     published_state: str | None = None
     state_since: float = 0.0
     next_heartbeat: float = 0.0
-    extra: dict[str, int] = field(default_factory=dict)
+    # per sensor: readings at the segment's start filled with the default (no valid value yet), and whether a
+    # valid value has been seen in the segment; a model swap needs them to convert the ring exactly
+    lead: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    seen: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    all_seen: bool = False
+    quality: MachineQuality = field(default_factory=lambda: MachineQuality(0, 1, 86_400.0))
 
     @classmethod
-    def create(cls, machine_id: str, slot: ModelSlot, machine_type: str | None) -> MachineState:
-        det = slot.detector
-        if det.scaler_.mode == "per_machine" and machine_id not in det.scaler_.machines:
-            logger.info("machine %r is new to model %r: scaled with the fleet's statistics until the model is "
-                        "retrained with it", machine_id, slot.name)
-        stats = det.scaler_.global_stats if machine_id not in det.scaler_.machines else det.scaler_.machines[
-            machine_id] if det.scaler_.mode == "per_machine" else det.scaler_.global_stats
-        return cls(machine_id, slot, det.alarm_rule_.tracker(), Ring(slot.window, len(slot.features)),
-                   np.asarray(stats.center), np.asarray(stats.scale), machine_type)
+    def create(cls, machine_id: str, slot: ModelSlot, machine_type: str | None,
+               drift_window: float = 86_400.0) -> MachineState:
+        center, scale = machine_scaling(slot, machine_id)
+        n = len(slot.features)
+        return cls(machine_id, slot, slot.detector.alarm_rule_.tracker(), Ring(slot.window, n), center, scale,
+                   machine_type, lead=np.zeros(n, dtype=np.int64), seen=np.zeros(n, dtype=bool),
+                   quality=MachineQuality(n, slot.drift.n_bins, drift_window))
 
     @property
     def state(self) -> str:
@@ -152,6 +131,9 @@ class MachineState:
         self.ring.clear()
         self.last_filled = None
         self.seg_count = 0
+        self.lead[:] = 0
+        self.seen[:] = False
+        self.all_seen = False
         was_active = self.tracker.active
         self.tracker.reset()
         self.tracker.active = was_active
@@ -163,11 +145,17 @@ class MachineState:
     def apply(self, msg: Telemetry, stride: int) -> Applied:
         """Apply one parsed telemetry message; returns the windows that became ready and the counts."""
         out = Applied()
+        ts, values = self._apply(msg, stride, out)
+        self.quality.observe(ts, values, duplicates=out.duplicates, late=out.late, lost=out.seq_gap, gaps=out.gaps)
+        return out
+
+    def _apply(self, msg: Telemetry, stride: int, out: Applied) -> tuple[np.ndarray, np.ndarray]:
+        """`apply`'s work; returns the readings applied (time order, raw values)."""
         if msg.seq is not None and self.last_seq is not None:
             if msg.seq == self.last_seq:
                 out.duplicate_message = True
                 out.duplicates = len(msg)
-                return out
+                return msg.ts[:0], msg.values[:0]
             if msg.seq > self.last_seq + 1:
                 out.seq_gap = msg.seq - self.last_seq - 1
         if msg.seq is not None:
@@ -186,7 +174,7 @@ class MachineState:
                 out.late += int((ts < self.last_ts).sum())
                 ts, values = ts[~old], values[~old]
         if len(ts) == 0:
-            return out
+            return ts, values
         out.readings = len(ts)
         scaled = ((values - self.center) / self.scale).astype(np.float32)
         prev = self.last_ts
@@ -210,13 +198,20 @@ class MachineState:
         self.last_ts = float(ts[-1])
         if windows:
             out.ready = Ready(self, np.concatenate(windows), np.concatenate(starts), np.concatenate(ends))
-        return out
+        return ts, values
 
     def _append(self, ts: np.ndarray, scaled: np.ndarray, stride: int,
                 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, int]:
         window = self.slot.window
         head = np.full((1, scaled.shape[1]), np.nan, dtype=np.float32) if self.last_filled is None \
             else self.last_filled[None, :]
+        if not self.all_seen:  # count the default fills at the segment's start, per sensor
+            valid = ~np.isnan(scaled)
+            any_valid = valid.any(axis=0)
+            leading = np.where(any_valid, valid.argmax(axis=0), len(scaled))
+            self.lead[~self.seen] += leading[~self.seen]
+            self.seen |= any_valid
+            self.all_seen = bool(self.seen.all())
         filled = fill_missing(np.concatenate([head, scaled]))[1:]
         self.last_filled = filled[-1].copy()
         first = self.ring.extend(ts, filled)
@@ -242,3 +237,48 @@ class MachineState:
         """A retained maintenance window (``None``: cleared). Takes effect now if the newest reading is inside."""
         self.maintenance = m
         self.in_maintenance = m is not None and self.last_ts is not None and self._muted_at(self.last_ts)
+
+    def rebase(self, slot: ModelSlot) -> int:
+        """Move the machine to a new version of its model (hot reload, between micro-batches).
+
+        Rules: the segment goes on (no restart, the open alert stays open). The readings the ring holds are
+        converted exactly to the new model's features (a subset of the old, checked before the swap) and scaling:
+        ``(value x old scale + old center - new center) / new scale``, and a default fill at the segment's start
+        stays the default (0, the training median). The alarm look-back is kept when the alarm rule is unchanged;
+        otherwise it restarts with the alert's state kept. A new window no longer than the readings held is
+        complete at the next reading. A longer one: the ring holds only the newest ``old window - 1`` readings, so
+        the segment continues from them and the machine is ``warming_up`` until it holds a full new window; the
+        windows ending in those readings are not scored. Returns the number of those windows (0 for a seamless
+        swap). With ``--stride`` > 1 the stride counts from the new window's first complete one. The drift counts
+        restart in the new version's score bins; the data-quality counts go on (`pdm.daemon.quality`).
+        """
+        old = self.slot
+        idx = [old.features.index(f) for f in slot.features]
+        center, scale = machine_scaling(slot, self.machine_id, note=False)
+        held = self.ring.last(self.ring.n)[1][:, idx].astype(np.float64)
+        values = ((held * self.scale[idx] + self.center[idx] - center) / scale).astype(np.float32)
+        first = self.ring.n - self.seg_count  # ring row of the segment's first reading (<= 0 once compacted)
+        for j, i in enumerate(idx):
+            stop = first + int(self.lead[i])
+            if stop > 0:
+                values[max(first, 0) : stop, j] = 0.0
+        if self.last_filled is not None:
+            filled = (self.last_filled[idx] * self.scale[idx] + self.center[idx] - center) / scale
+            filled[~self.seen[idx]] = 0.0
+            self.last_filled = filled.astype(np.float32)
+        self.ring = self.ring.rebuilt(slot.window, values)
+        self.lead, self.seen = self.lead[idx].copy(), self.seen[idx].copy()
+        self.all_seen = bool(self.seen.all())
+        self.center, self.scale = center, scale
+        skipped = 0
+        if self.seg_count > self.ring.n and self.ring.n < slot.window - 1:
+            self.lead = np.maximum(self.lead - (self.seg_count - self.ring.n), 0)
+            skipped = min(self.seg_count, slot.window - 1) - self.ring.n
+            self.seg_count = self.ring.n
+        self.quality.rebase(idx, slot.drift.n_bins, self.last_ts)
+        if slot.detector.alarm_rule_ != old.detector.alarm_rule_:
+            active = self.tracker.active
+            self.tracker = slot.detector.alarm_rule_.tracker()
+            self.tracker.active = active
+        self.slot = slot
+        return skipped

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -19,6 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 logger = logging.getLogger(__name__)
 
 Health = Callable[[], tuple[bool, dict[str, object]]]
+PSI_BUCKETS = (0.02, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.0, 5.0)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
@@ -59,6 +60,25 @@ class Metrics:
         self.reconnects = Counter("pdm_reconnects", "connections to the broker after the first", registry=r)
         self.connected = Gauge("pdm_broker_connected", "1 while connected to the broker", registry=r)
         self.restored = Counter("pdm_alerts_restored", "open alerts restored from retained states", registry=r)
+        self.reloads = Counter("pdm_model_reloads", "new model versions hot-reloaded (result=loaded) or refused "
+                               "(result=refused)", ["model", "result"], registry=r)
+        self.model_errors = Gauge("pdm_model_errors", "models whose current version was refused (the status's "
+                                  "model_errors)", registry=r)
+        self.reload_unscored = Counter("pdm_reload_unscored_windows", "windows not scored after a swap to a longer "
+                                       "window (the ring did not hold its history)", registry=r)
+        # fleet level on purpose: a series per machine would be 10,000 series per metric
+        self.quality = Gauge("pdm_machines_quality", "machines by model, data-quality verdict and drift level (as "
+                             "their last published state says)", ["model", "verdict", "drift"], registry=r)
+        self.drift_psi = Histogram("pdm_drift_psi", "each machine's drift PSI, observed with every state it publishes "
+                                   "(heartbeats: about once per machine per --heartbeat)", ["model"], registry=r,
+                                   buckets=PSI_BUCKETS)
+        self._quality_seen: set[tuple[str, str, str]] = set()
+
+    def set_quality(self, tally: Mapping[tuple[str, str, str], int]) -> None:
+        """Machines per (model, verdict, drift) now; combinations no machine has any more go to 0."""
+        self._quality_seen |= set(tally)
+        for key in self._quality_seen:
+            self.quality.labels(*key).set(tally.get(key, 0))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

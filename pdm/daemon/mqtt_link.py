@@ -1,4 +1,5 @@
-"""The MQTT side: one paho-mqtt 2.x client (``CallbackAPIVersion.VERSION2``, MQTT 5 by default).
+"""The MQTT side: one paho-mqtt 2.x client (`pdm.mqtt.client.SessionLink`: ``CallbackAPIVersion.VERSION2``, MQTT 5 by
+default).
 
 - Persistent session (contract, "Sessions and scale"): fixed client id including the shard, clean start off, a
   session expiry interval (1 day by default), QoS 1: telemetry published while the daemon is down is queued by the
@@ -8,8 +9,9 @@
 - Retained ``online`` status on every connection; the Last Will is the same status with ``offline``.
 - The network thread never runs a model: ``on_message`` drops other shards' telemetry by topic (before any JSON),
   and puts everything else on a bounded queue. QoS 1 messages are acknowledged manually, only after the scoring
-  loop has applied and scored them; the broker sends at most ``receive_maximum`` unacknowledged messages, so a slow
-  scorer holds the broker back instead of dropping anything. If the queue is ever full (QoS 0 telemetry), the
+  loop has applied and scored them; the broker is asked to send at most ``receive_maximum`` unacknowledged
+  messages, so a slow scorer holds the broker back instead of dropping anything. Brokers do not always keep to it
+  (mosquitto 2.0.11 exceeds it once acknowledgements flow), and QoS 0 has no such limit: if the queue is full, the
   network thread waits for room, which stops reading the socket (TCP back-pressure). Both are counted and logged.
 """
 
@@ -20,100 +22,54 @@ import queue
 import threading
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from pdm.contract import Status, Topics
-from pdm.contract.topics import parse_broker_url
+from pdm.contract import Topics
 from pdm.daemon.metrics import Metrics
-from pdm.daemon.ratelimit import RateLimitedLog
-from pdm.daemon.settings import ServeSettings, SettingsError
+from pdm.daemon.settings import ServeSettings
+from pdm.daemon.status import StatusBoard
+from pdm.logs import RateLimitedLog
+from pdm.mqtt.client import Received, SessionLink
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Inbound:
-    topic: str
-    payload: bytes
-    qos: int
-    mid: int
+class Inbound(Received):
     arrived: float  # time.monotonic() when the network thread received it
 
 
-def parse_broker(url: str) -> tuple[str, int, bool]:
-    """``mqtt://host:port`` (``mqtts://`` for TLS) -> (host, port, tls); a bad URL is a `SettingsError`."""
-    try:
-        return parse_broker_url(url)
-    except ValueError as exc:
-        raise SettingsError(f"--broker: {exc}") from None
-
-
-class Link:
+class Link(SessionLink[ServeSettings]):
     """The daemon's connection; thread-safe ``publish`` and ``ack``."""
 
-    def __init__(self, settings: ServeSettings, metrics: Metrics, status: Status, inbox: queue.Queue[Inbound]) -> None:
-        self.settings, self.metrics, self.status, self.inbox = settings, metrics, status, inbox
+    def __init__(self, settings: ServeSettings, metrics: Metrics, status: StatusBoard,
+                 inbox: queue.Queue[Inbound]) -> None:
+        self.metrics, self.status, self.inbox = metrics, status, inbox
         self.topics = Topics(settings.prefix)
-        self.host, self.port, tls = parse_broker(settings.broker)
-        self.status_topic = self.topics.status(status.service, status.instance)
+        super().__init__(settings, self.topics.status(status.service, status.instance), status.payload(online=False))
         self._telemetry_head = f"{settings.prefix}/telemetry/"
         self._shard, self._shards = settings.shard_index, settings.shard_count
-        self.connected = threading.Event()
-        self.closing = threading.Event()
-        self._connections = 0
         self._lock = threading.Lock()
         self._unacked = 0
         self._held_back = False
         self._sent = 0
         self._published = 0
         self._log = RateLimitedLog(logger, every_s=10.0)
-        v5 = settings.mqtt_version == 5
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=settings.effective_client_id,
-                                  protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-                                  clean_session=None if v5 else False)
-        self.client.manual_ack_set(True)
-        self.client.will_set(self.status_topic, status.offline().encode(), qos=1, retain=True)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.max_inflight_messages_set(100)
-        self.client.max_queued_messages_set(0)  # alerts and states wait for a reconnection, never dropped
-        if settings.username:
-            self.client.username_pw_set(settings.username, settings.password())
-        if tls:
-            self.client.tls_set(ca_certs=str(settings.ca_file) if settings.ca_file else None,
-                                certfile=str(settings.cert_file) if settings.cert_file else None,
-                                keyfile=str(settings.key_file) if settings.key_file else None)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
 
     # ------------------------------------------------------------------ lifecycle (main thread)
-    def start(self) -> None:
-        s = self.settings
-        if s.mqtt_version == 5:
-            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            props.SessionExpiryInterval = s.session_expiry
-            props.ReceiveMaximum = s.receive_maximum
-            self.client.connect_async(self.host, self.port, keepalive=s.keepalive, clean_start=False,
-                                      properties=props)
-        else:
-            self.client.connect_async(self.host, self.port, keepalive=s.keepalive)
-        self.client.loop_start()
-        logger.info("connecting to %s:%d as %s (persistent session, expiry %d s)", self.host, self.port,
-                    s.effective_client_id, s.session_expiry)
-
     def stop(self, timeout: float) -> None:
         """Publish ``offline`` (retained), wait for outstanding publishes, disconnect."""
         self.closing.set()
         if self.connected.is_set():
-            self.publish(self.status_topic, self.status.offline().encode(), 1, retain=True)
+            self.publish(self.status_topic, self.status.payload(online=False), 1, retain=True)
             self.wait_flushed(timeout)
         self.client.disconnect()
         self.client.loop_stop()
@@ -142,44 +98,38 @@ class Link:
             with self._lock:
                 self._published += 1  # a QoS 0 message without a connection is gone: do not wait for it
 
-    def ack(self, items: list[Inbound]) -> None:
-        n = 0
-        for item in items:
-            if item.qos > 0:
-                self.client.ack(item.mid, item.qos)
-                n += 1
+    def status_changed(self) -> None:
+        """Publish the (changed) retained status now and make its offline form the Last Will of the next
+        connection."""
+        self.client.will_set(self.status_topic, self.status.payload(online=False), qos=1, retain=True)
+        if self.connected.is_set():
+            self.publish(self.status_topic, self.status.payload(), 1, retain=True)
+
+    @property
+    def pending_publications(self) -> int:
+        """QoS 1 publications not yet acknowledged by the broker (queued while disconnected, or in flight)."""
+        with self._lock:
+            return self._sent - self._published
+
+    def ack(self, items: Iterable[Received]) -> int:
+        n = super().ack(items)
         with self._lock:
             self._unacked -= n
             self.metrics.unacked.set(self._unacked)
             if self._held_back and self._unacked < self.settings.receive_maximum:
                 self._held_back = False
+        return n
 
     # ------------------------------------------------------------------ paho callbacks (network thread)
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        try:
-            if reason.is_failure:
-                logger.warning("broker %s:%d refused the connection: %s", self.host, self.port, reason)
-                return
-            qos = self.settings.qos
-            client.subscribe([(self.topics.subscription("telemetry"), SubscribeOptions(qos=qos)),
-                              (self.topics.subscription("maintenance"), SubscribeOptions(qos=1))])
-            self.publish(self.status_topic, self.status.encode(), 1, retain=True)
-            self._connections += 1
-            if self._connections > 1:
-                self.metrics.reconnects.inc()
-            self.metrics.connected.set(1)
-            self.connected.set()
-            level = logging.WARNING if self._connections > 1 else logging.INFO
-            logger.log(level, "connected to %s:%d (session present: %s)", self.host, self.port,
-                       getattr(flags, "session_present", "?"))
-        except Exception:  # a raise here would end paho's network loop
-            logger.exception("on_connect failed")
+    def _on_session(self, client: mqtt.Client) -> None:
+        client.subscribe([(self.topics.subscription("telemetry"), SubscribeOptions(qos=self.settings.qos)),
+                          (self.topics.subscription("maintenance"), SubscribeOptions(qos=1))])
+        self.publish(self.status_topic, self.status.payload(), 1, retain=True)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        self.connected.clear()
-        self.metrics.connected.set(0)
-        if not self.closing.is_set():
-            logger.warning("disconnected from %s:%d (%s); reconnecting with backoff", self.host, self.port, reason)
+    def _note(self, event: str) -> None:
+        if event == "reconnected":
+            self.metrics.reconnects.inc()
+        self.metrics.connected.set(0 if event == "disconnected" else 1)
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         with self._lock:
@@ -212,16 +162,15 @@ class Link:
             self._log.exception("on_message", "could not queue a message on %s", msg.topic)
 
     def _put(self, item: Inbound) -> None:
-        try:
-            self.inbox.put_nowait(item)
-            return
-        except queue.Full:
-            self.metrics.backpressure.labels("queue_full").inc()
-            self._log.warning("queue_full", "back-pressure: the scoring queue is full (%d); not reading from the "
-                              "broker until there is room", self.inbox.maxsize)
-        while not self.closing.is_set():
-            try:
-                self.inbox.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+        if not self._enqueue(self.inbox, item):
+            self._log.warning("closing", "stopping: a message on %s was not queued (QoS %d: %s)", item.topic,
+                              item.qos, "not acknowledged, the broker redelivers it to the next run" if item.qos
+                              else "dropped")
+
+    def _on_queue_full(self) -> None:
+        self.metrics.backpressure.labels("queue_full").inc()
+        with self._lock:
+            unacked = self._unacked
+        self._log.warning("queue_full", "back-pressure: the scoring queue is full (%d messages, %d of them QoS 1 "
+                          "not yet acknowledged); not reading from the broker until there is room",
+                          self.inbox.maxsize, unacked)

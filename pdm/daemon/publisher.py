@@ -1,4 +1,9 @@
-"""What the daemon publishes: alerts, retained states, dead letters and (optionally) scores, per the contract."""
+"""What the daemon publishes: alerts, retained states, dead letters and (optionally) scores, per the contract.
+
+A state carries one field more than the contract's, ``quality`` (`pdm.daemon.quality`: drift, data quality and the
+verdict); consumers that do not know it ignore it (the contract's rule), and `pdm.contract.parse_state` still
+parses the state.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,18 @@ from pdm.daemon.episodes import Event, severity
 from pdm.daemon.machines import MachineState
 from pdm.daemon.metrics import Metrics
 from pdm.daemon.mqtt_link import Link
-from pdm.daemon.ratelimit import RateLimitedLog
+from pdm.daemon.quality import Rules
+from pdm.logs import RateLimitedLog
 
 logger = logging.getLogger(__name__)
 
 
 class Publisher:
     def __init__(self, link: Link, topics: Topics, *, instance: str, qos: int, metrics: Metrics,
-                 heartbeat_s: float) -> None:
+                 heartbeat_s: float, rules: Rules | None = None) -> None:
         self.link, self.topics, self.instance, self.qos = link, topics, instance, qos
         self.metrics, self.heartbeat_s = metrics, heartbeat_s
+        self.rules = rules or Rules()
         self._log = RateLimitedLog(logger, every_s=10.0)
 
     def alert(self, m: MachineState, event: Event) -> None:
@@ -43,7 +50,12 @@ class Publisher:
         msg = State(machine_id=m.machine_id, state=state, since=m.state_since,  # type: ignore[arg-type]
                     alert_id=a.alert_id if a else None, score=m.last_score, threshold=m.slot.threshold,
                     model=m.slot.ref, instance=self.instance, ts=time.time())
-        self.link.publish(self.topics.state(m.machine_id), msg.encode(), self.qos, retain=True)
+        quality = m.quality.report(m.slot.drift, m.machine_id, m.slot.features, a is not None, self.rules)
+        if quality["drift_psi"] is not None:
+            self.metrics.drift_psi.labels(m.slot.name).observe(quality["drift_psi"])
+        body = msg.encode()  # the contract's fields, then quality: {"schema":1,...,"quality":{...}}
+        payload = body[:-1] + b',"quality":' + json.dumps(quality, separators=(",", ":")).encode() + b"}"
+        self.link.publish(self.topics.state(m.machine_id), payload, self.qos, retain=True)
         m.published_state = state
         m.next_heartbeat = now_mono + self.heartbeat_s
 

@@ -18,9 +18,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pdm.contract import State, Topics, owns, parse_state
-from pdm.daemon.mqtt_link import parse_broker
 from pdm.daemon.settings import ServeSettings
 from pdm.errors import ContractError
+from pdm.mqtt.client import parse_broker, set_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +42,7 @@ def open_alerts(settings: ServeSettings, stop: threading.Event, quiet_s: float =
     v5 = settings.mqtt_version == 5
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{settings.effective_client_id}-restore",
                          protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311, clean_session=None if v5 else True)
-    if settings.username:
-        client.username_pw_set(settings.username, settings.password())
-    if tls:
-        client.tls_set(ca_certs=str(settings.ca_file) if settings.ca_file else None,
-                       certfile=str(settings.cert_file) if settings.cert_file else None,
-                       keyfile=str(settings.key_file) if settings.key_file else None)
+    set_credentials(client, settings, tls)
 
     def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if reason.is_failure:

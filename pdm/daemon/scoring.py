@@ -21,9 +21,9 @@ from pdm.daemon.metrics import Metrics
 from pdm.daemon.models import Models, ModelSlot
 from pdm.daemon.mqtt_link import Inbound
 from pdm.daemon.publisher import Publisher
-from pdm.daemon.ratelimit import RateLimitedLog
 from pdm.daemon.settings import ServeSettings
 from pdm.errors import ContractError
+from pdm.logs import RateLimitedLog
 
 logger = logging.getLogger(__name__)
 STATES = ("warming_up", "normal", "alert", "stale", "maintenance")
@@ -82,6 +82,8 @@ class Scorer:
         if len(item.payload) > self.settings.max_payload_bytes:
             self.pub.rejected(item.topic, "oversized", f"found {len(item.payload)} bytes, expected at most "
                               f"{self.settings.max_payload_bytes} (--max-payload-bytes)", item.payload)
+            if kind == "telemetry":
+                self._machine_rejected(item.topic)
             return None
         try:
             if kind == "maintenance":
@@ -89,7 +91,19 @@ class Scorer:
             return self._telemetry(item, pending)
         except ContractError as exc:
             self.pub.rejected(item.topic, exc.reason, str(exc), item.payload)
+            if kind == "telemetry":
+                self._machine_rejected(item.topic)
             return None
+
+    def _machine_rejected(self, topic: str) -> None:
+        """Count a rejected telemetry message in its machine's data quality (machines already scored only: a
+        flood of bad topics must not create machines)."""
+        try:
+            m = self.machines.get(self.topics.machine_of(topic))
+        except ContractError:
+            return
+        if m is not None:
+            m.quality.rejected()
 
     def _telemetry(self, item: Inbound, pending: dict[str, list[Ready]]) -> MachineState | None:
         machine_id = self.topics.machine_of(item.topic)
@@ -101,6 +115,8 @@ class Scorer:
         if slot is None:
             self.pub.rejected(item.topic, "no_model", f"machine_type {mtype!r} has no route and there is no "
                               "--default-model", item.payload)
+            if m is not None:
+                m.quality.rejected()
             return None
         msg = parse_telemetry(obj, machine_id=machine_id, sensors=slot.features)
         if m is None or m.slot is not slot:
@@ -121,7 +137,7 @@ class Scorer:
 
     def _new_machine(self, machine_id: str, slot: ModelSlot, mtype: str | None, old: MachineState | None,
                      ) -> MachineState:
-        m = MachineState.create(machine_id, slot, mtype)
+        m = MachineState.create(machine_id, slot, mtype, self.settings.drift_window)
         if old is not None:  # re-routed (its machine_type now maps to another model): keep the episode
             logger.info("machine %s re-routed from model %s to %s", machine_id, old.slot.name, slot.name)
             m.open_alert, m.tracker.active, m.maintenance = old.open_alert, old.open_alert is not None, old.maintenance
@@ -159,9 +175,12 @@ class Scorer:
         self.metrics.windows.labels(name).inc(len(batch))
         self.metrics.batch_size.labels(name).observe(len(batch))
         features, threshold = slot.features, slot.threshold
+        bins = slot.drift.bins(scores) if slot.drift.summary is not None else None
         i = 0
         for r in ready:
             m = r.machine
+            if bins is not None and m.slot is slot:
+                m.quality.scored(bins[i : i + len(r.windows)])
             for j in range(len(r.windows)):
                 score = float(scores[i])
                 row = shares[i]
@@ -176,17 +195,35 @@ class Scorer:
                     self.pub.scores(m, float(r.end_ts[j]), score, contrib)
                 i += 1
 
+    # ------------------------------------------------------------------ hot reload (between micro-batches)
+    def swap(self, slot: ModelSlot) -> tuple[ModelSlot, int, int]:
+        """Score ``slot.name``'s machines with the new version ``slot`` from now on (`pdm.daemon.reload`); returns
+        the old version's slot, the machines moved, and the windows they will not score (a longer window, see
+        `MachineState.rebase`)."""
+        old = self.models.replace(slot)
+        moved = unscored = 0
+        for m in self.machines.values():
+            if m.slot is old:
+                unscored += m.rebase(slot)
+                moved += 1
+        return old, moved, unscored
+
     # ------------------------------------------------------------------ housekeeping (about once a second)
-    def housekeeping(self, now_mono: float) -> None:
-        """Stale machines, heartbeats, and the machines-by-state gauge."""
+    def housekeeping(self, now_mono: float, connected: bool = True) -> None:
+        """Stale machines, heartbeats (skipped while the broker is unreachable: a retained state only matters once
+        delivered, and queueing one per machine per interval would grow without bound), and the machines-by-state
+        and machines-by-quality gauges (each machine's verdict and drift as its last state published them)."""
         tally: Tally[str] = Tally()
+        quality: Tally[tuple[str, str, str]] = Tally()
         stale_after = self.settings.stale_timeout
         for m in self.machines.values():
             if not m.stale and now_mono - m.last_arrival > stale_after:
                 m.stale = True
             state = m.state
             tally[state] += 1
-            if state != m.published_state or now_mono >= m.next_heartbeat:
+            if state != m.published_state or (connected and now_mono >= m.next_heartbeat):
                 self.pub.state(m, now_mono)
+            quality[m.slot.name, m.quality.verdict, m.quality.drift] += 1
         for state in STATES:
             self.metrics.machines.labels(state).set(tally[state])
+        self.metrics.set_quality(quality)

@@ -1,7 +1,8 @@
-"""The daemon: wires settings, models, the MQTT link, the scoring loop, metrics and health together.
+"""The daemon: wires settings, models, the MQTT link, the scoring loop, hot reload, metrics and health together.
 
-Threads: paho's network thread (receives, filters shards, queues), the scoring thread (``run``: everything else),
-and the metrics/health HTTP server. ``stop()`` (SIGTERM/SIGINT in ``python -m pdm serve``) ends the loop; the
+Threads: paho's network thread (receives, filters shards, queues), the scoring thread (``run``: everything else,
+model swaps included), the model watcher (`pdm.daemon.reload`: loads new versions) and the metrics/health HTTP
+server. ``stop()`` (SIGTERM/SIGINT in ``python -m pdm serve``) ends the loop; the
 daemon then scores what is already queued, acknowledges it, publishes ``offline`` and disconnects. Messages the
 broker sent after that are not acknowledged and are redelivered to the next run (persistent session).
 """
@@ -12,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from pdm import __version__
 from pdm.contract import Status, Topics
@@ -19,13 +21,20 @@ from pdm.daemon.metrics import HealthServer, Metrics
 from pdm.daemon.models import Models
 from pdm.daemon.mqtt_link import Inbound, Link
 from pdm.daemon.publisher import Publisher
+from pdm.daemon.quality import Rules
+from pdm.daemon.reload import Loaded, ModelWatcher, Refused
 from pdm.daemon.restore import open_alerts
 from pdm.daemon.scoring import Scorer
 from pdm.daemon.settings import ServeSettings
+from pdm.daemon.status import StatusBoard
+
+if TYPE_CHECKING:
+    from pdm.recorder import Recorder
 
 logger = logging.getLogger(__name__)
 HOUSEKEEPING_S = 1.0
 MAX_MESSAGES_PER_BATCH = 5000
+RECORDER_CONNECT_S = 10.0
 
 
 class Daemon:
@@ -34,17 +43,25 @@ class Daemon:
         self.metrics = Metrics()
         self.stop_event = threading.Event()
         self.models = models or Models(settings.models_dir, settings.routes, settings.default_model,
-                                       warm_up=settings.warm_up)
+                                       warm_up=settings.warm_up, engine=settings.engine)
         for slot in self.models.slots.values():
             self.metrics.model_info.labels(slot.name, slot.ref.version).set(1)
-        main = self.models.default or next(iter(self.models.slots.values()))
-        self.status = Status(state="online", service="scorer", instance=settings.effective_instance,
-                             version=__version__, model=main.ref, started_at=time.time())
+        main = self.models.main
+        self.status = StatusBoard(Status(state="online", service="scorer", instance=settings.effective_instance,
+                                         version=__version__, model=main.ref, started_at=time.time()),
+                                  main.name, [s.ref for s in self.models.slots.values()])
         self.inbox: queue.Queue[Inbound] = queue.Queue(maxsize=settings.queue_size)
         self.link = Link(settings, self.metrics, self.status, self.inbox)
+        # a state is due two housekeeping ticks before the heartbeat, so it is never republished later than that
+        self.housekeeping_s = min(HOUSEKEEPING_S, settings.heartbeat / 4)
         self.publisher = Publisher(self.link, Topics(settings.prefix), instance=settings.effective_instance,
-                                   qos=settings.qos, metrics=self.metrics, heartbeat_s=settings.heartbeat)
+                                   qos=settings.qos, metrics=self.metrics,
+                                   heartbeat_s=settings.heartbeat - 2 * self.housekeeping_s,
+                                   rules=Rules(settings.drift_window, settings.drift_moderate, settings.drift_high))
+        self.watcher = ModelWatcher(self.models.models_dir, self.models.slots, settings.reload_interval,
+                                    settings.warm_up, settings.engine)
         self.scorer: Scorer | None = None
+        self.recorder: Recorder | None = None  # with --record-dir, while running
         self.last_progress = time.monotonic()
         self.ready = threading.Event()  # set once connected and scoring
         self.http: HealthServer | None = None
@@ -58,7 +75,8 @@ class Daemon:
         problems = ([] if connected else ["broker unreachable"]) + ([f"scoring stalled for {idle:.0f} s"]
                                                                      if stalled else [])
         return not problems, {"broker_connected": connected, "queue_depth": self.inbox.qsize(),
-                              "seconds_since_progress": round(idle, 3), "problems": problems}
+                              "seconds_since_progress": round(idle, 3), "problems": problems,
+                              "model_errors": self.status.errors()}
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -66,18 +84,37 @@ class Daemon:
     def run(self) -> int:
         if self.http is not None:
             self.http.start()
+        self.recorder = recorder = self._recorder()
         try:
+            if recorder is not None:
+                recorder.start()
+                # its persistent session must exist before telemetry flows, or a first run records nothing early
+                if not recorder.link.connected.wait(RECORDER_CONNECT_S):
+                    logger.warning("the recorder has not connected within %g s; it keeps trying (what the broker "
+                                   "sends before its first connection is not recorded)", RECORDER_CONNECT_S)
             restored = open_alerts(self.settings, self.stop_event)
             self.scorer = Scorer(self.settings, self.models, self.metrics, self.publisher, restored)
+            self.watcher.start()
             self.link.start()
             self._loop(self.scorer)
             self._drain(self.scorer)
         finally:
+            self.watcher.stop()
             self.link.stop(self.settings.drain_timeout)
+            if recorder is not None:
+                recorder.stop()
             if self.http is not None:
                 self.http.stop()
         logger.info("stopped cleanly")
         return 0
+
+    def _recorder(self) -> Recorder | None:
+        if self.settings.record_dir is None:
+            return None
+        from pdm.recorder import Recorder
+        from pdm.recorder.settings import for_serve
+
+        return Recorder(for_serve(self.settings, self.settings.record_dir))
 
     def _take(self, timeout: float) -> list[Inbound]:
         try:
@@ -104,12 +141,40 @@ class Daemon:
         next_house = 0.0
         while not self.stop_event.is_set():
             self._step(scorer, 0.2)
-            if self.link.connected.is_set():
+            self._apply_reloads(scorer)
+            connected = self.link.connected.is_set()
+            if connected:
                 self.ready.set()
             now = time.monotonic()
             if now >= next_house:
-                scorer.housekeeping(now)
-                next_house = now + HOUSEKEEPING_S
+                scorer.housekeeping(now, connected)
+                next_house = now + self.housekeeping_s
+
+    def _apply_reloads(self, scorer: Scorer) -> None:
+        """Swap in the versions the watcher prepared, between micro-batches; record refusals."""
+        while True:
+            try:
+                result = self.watcher.results.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(result, Loaded):
+                slot = result.slot
+                old, moved, unscored = scorer.swap(slot)
+                self.metrics.model_info.remove(old.name, old.ref.version)
+                self.metrics.model_info.labels(slot.name, slot.ref.version).set(1)
+                self.metrics.reloads.labels(slot.name, "loaded").inc()
+                self.metrics.reload_unscored.inc(unscored)
+                self.status.loaded(slot.ref)
+                logger.warning("model %s: version %s replaced %s (window %d -> %d); %d machines moved%s", slot.name,
+                               slot.ref.version, old.ref.version, old.window, slot.window, moved,
+                               f", {unscored} windows not scored while the longer window fills" if unscored else "")
+            elif isinstance(result, Refused):
+                self.metrics.reloads.labels(result.name, "refused").inc()
+                self.status.refused(result.name, result.version, result.reason, result.ts)
+            else:
+                self.status.resolved(result.name)
+            self.metrics.model_errors.set(len(self.status.errors()))
+            self.link.status_changed()
 
     def _drain(self, scorer: Scorer) -> None:
         deadline = time.monotonic() + self.settings.drain_timeout

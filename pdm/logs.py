@@ -1,4 +1,5 @@
-"""Rate-limited logging: at most one line per key per interval, with the count of lines held back.
+"""Logging helpers shared by the daemon and the recorder: `RateLimitedLog`, at most one line per key per interval,
+with the count of lines held back.
 
 >>> import logging
 >>> log = RateLimitedLog(logging.getLogger("x"), every_s=60)
