@@ -13,7 +13,11 @@ threshold. Two methods:
       z = u - sigma * log(q * n / n_u)                       (xi == 0)
 
   It extrapolates beyond the largest calibration score, so it works for extreme ``q``. With fewer than
-  ``min_peaks`` peaks it falls back to ``quantile`` and says so in ``params``.
+  ``min_peaks`` peaks it falls back to ``quantile`` and says so in ``params``. When the target lies inside the
+  calibration data (``q * n >= 1``) the fitted level may not exceed the largest calibration score: a heavy-tailed fit
+  (large ``xi``, a few odd windows among the peaks) would otherwise put the threshold far above every normal score
+  and every fault (seen: ``xi`` = 1.7, a threshold 1,400 times the initial level); the empirical quantile is used
+  instead and ``params["reason"]`` says so.
 
 >>> import numpy as np
 >>> scores = np.random.default_rng(0).exponential(size=20_000)
@@ -23,6 +27,13 @@ True
 >>> t = Threshold.fit(scores, method="pot", target_rate=0.001)
 >>> bool(abs(t.value - np.log(1000)) < 0.5)
 True
+
+A tail far heavier than the bulk (a few odd windows) does not push the threshold past every calibration score:
+
+>>> odd = np.concatenate([scores, np.full(30, 50.0)])
+>>> t = Threshold.fit(odd, method="pot", target_rate=0.0001)
+>>> round(t.params["pot_value"]), t.value, t.params["fallback"]
+(135, 50.0, 'quantile')
 """
 
 from __future__ import annotations
@@ -104,4 +115,10 @@ def _pot(scores: np.ndarray, q: float, init_level: float, min_peaks: int) -> tup
     ratio = q * n / len(excess)
     z = u - sigma * math.log(ratio) if abs(xi) < 1e-06 else u + sigma / xi * (ratio ** (-xi) - 1.0)
     params.update({"xi": float(xi), "sigma": float(sigma)})
+    top = float(scores.max())
+    if q * n >= 1.0 and z > top:
+        params["reason"] = (f"the fit (xi={xi:.3g}) puts the level at {z:.4g}, above the largest of {n} calibration "
+                            f"scores ({top:.4g}) although the target lies inside them")
+        params["pot_value"] = float(z)
+        return float("nan"), params
     return float(z), params

@@ -104,3 +104,13 @@ class MachineMismatchError(TopicMismatchError):
     """A payload's ``machine_id`` differs from the machine id in its topic."""
 
     reason = "machine_mismatch"
+
+
+class EngineMismatchError(CorruptModelError):
+    """A scoring engine's file (``model.onnx``) does not belong to the model beside it: other shapes, another
+    ``model.keras``, or outputs that differ from the ones recorded when it was exported."""
+
+
+class ExportError(PdmError, RuntimeError):
+    """A model cannot be exported to a fast engine (ONNX): unsupported architecture, or the export's output
+    differs from the Keras model's beyond the tolerance."""

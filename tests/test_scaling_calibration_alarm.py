@@ -79,6 +79,16 @@ def test_pot_extrapolates_beyond_the_calibration_set() -> None:
     assert {"u", "xi", "sigma", "n_peaks"} <= set(t.params)
 
 
+def test_pot_never_puts_an_inside_target_above_every_calibration_score() -> None:
+    # 20,000 exponential scores plus 30 odd windows at 50: q * n = 2 lies inside the data, and the heavy-tailed fit
+    # (xi near 1) would put the level near 135, above every score; the empirical quantile (the 3rd highest) is used.
+    scores = np.concatenate([np.random.default_rng(0).exponential(size=20_000), np.full(30, 50.0)])
+    t = Threshold.fit(scores, method="pot", target_rate=1e-4)
+    assert t.value == 50.0
+    assert t.params["fallback"] == "quantile" and t.params["pot_value"] > 100
+    assert "above the largest of 20030 calibration scores" in t.params["reason"]
+
+
 def test_pot_falls_back_to_quantile_with_too_few_peaks() -> None:
     t = Threshold.fit(np.arange(100.0), method="pot", target_rate=0.001)
     assert t.params["fallback"] == "quantile"

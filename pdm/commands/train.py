@@ -67,7 +67,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             g.add_argument(flag, action=argparse.BooleanOptionalAction, default=defaults[name], help=text)
         else:
             g.add_argument(flag, type=kind, default=defaults[name], help=text)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, needs_tensorflow=True)  # trains a Keras model
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,8 @@ Public methods validate their input and call the subclass's ``_fit_core`` / ``_w
 - ``predict(frame)``: the alarm rule applied to ``score > threshold`` (booleans).
 - ``explain(frame)``: each sensor's share of the window's error (rows sum to 1).
 - ``detect(frame)``: all of the above in one pass.
-- ``save(name_dir)`` / ``load(path)``: versioned model directories (`pdm.saving`).
+- ``save(name_dir)`` / ``load(path, engine="auto")``: versioned model directories (`pdm.saving`); ``engine``
+  picks the scoring engine of detectors that have several (`pdm.engines.choice`), others ignore it.
 
 A *segment* is a run of readings with no gap larger than ``max_gap_factor`` times the training data's median
 sampling period; no window spans two segments, and the alarm state restarts with each segment.
@@ -44,7 +45,10 @@ from pdm.data.frames import (
     split_by_machine,
 )
 from pdm.detectors.config import DetectorConfig, FeatureInfo, feature_infos, runtime_versions
-from pdm.errors import CorruptModelError, DataError, ModelLoadError, NotFittedError
+from pdm.drift import CalibrationSummary
+from pdm.engines.choice import check_engine_setting
+from pdm.engines.onnx_engine import ONNX_FILE
+from pdm.errors import ChecksumMismatchError, CorruptModelError, DataError, ModelLoadError, NotFittedError
 from pdm.saving import (
     FORMAT_VERSION,
     read_model_json,
@@ -54,6 +58,7 @@ from pdm.saving import (
     write_manifest,
 )
 from pdm.saving import write_version as _write_version
+from pdm.saving.model_dir import sha256_file
 from pdm.scaling import Scaler, ScalingMode
 
 logger = logging.getLogger(__name__)
@@ -61,6 +66,7 @@ logger = logging.getLogger(__name__)
 Frames = pd.DataFrame | Sequence[pd.DataFrame] | Mapping[str, pd.DataFrame]
 Progress = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, figures) after each epoch
 MIN_CALIBRATION_WINDOWS = 100
+CALIBRATION_FILE = "calibration.json"  # the calibration score distribution (`pdm.drift`); older versions lack it
 
 
 class Detector(ABC):
@@ -135,8 +141,8 @@ class Detector(ABC):
     def _save_core(self, directory: Path) -> None:  # noqa: B027 - optional hook
         """Write subclass files (weights) into ``directory``."""
 
-    def _load_core(self, directory: Path) -> None:  # noqa: B027 - optional hook
-        """Read what ``_save_core`` wrote."""
+    def _load_core(self, directory: Path, engine: str = "auto") -> None:  # noqa: B027 - optional hook
+        """Read what ``_save_core`` wrote; ``engine`` is the scoring-engine setting (`pdm.engines.choice`)."""
 
     def _versions(self) -> dict[str, str]:
         return runtime_versions()
@@ -209,9 +215,12 @@ class Detector(ABC):
             raise DataError(f"too few rows: found at most {longest} rows per frame ({1 - self.calibration_fraction:.0%}"
                             f" used for fitting) without a gap, expected at least window={window} rows")
         figures = self._fit_core(fit_segments, progress)
-        cal_segments, overlap = self._calibration_segments(prepared, cuts, scaler, max_gap)
+        cal_segments, cal_owners, overlap = self._calibration_segments(prepared, cuts, scaler, max_gap)
         cal_errors = self._sensor_errors(cal_segments)
         per_segment = [self._aggregate(e) for e in cal_errors]
+        by_owner: dict[str, list[np.ndarray]] = {}
+        for owner, seg_scores in zip(cal_owners, per_segment, strict=True):
+            by_owner.setdefault(owner, []).append(seg_scores)
         cal_scores = np.concatenate(per_segment) if per_segment else np.array([])
         statistic = np.concatenate([alarm_statistic(s, self.alarm_k, self.alarm_n) for s in per_segment])
         if len(statistic) == 0:
@@ -234,6 +243,8 @@ class Detector(ABC):
         self.period_s_ = period
         self.threshold_ = threshold
         self.alarm_rule_ = AlarmRule(k=self.alarm_k, n=self.alarm_n, m=self.alarm_m)
+        self.calibration_summary_: CalibrationSummary | None = CalibrationSummary.fit(by_owner,
+                                                                                      [p.values for p in prepared])
         self.training_summary_: dict[str, Any] = {
             "frames": len(prepared),
             "machines": sorted(by_machine),
@@ -262,20 +273,23 @@ class Detector(ABC):
         return out
 
     def _calibration_segments(self, prepared: list[PreparedFrame], cuts: list[int], scaler: Scaler,
-                              max_gap: float) -> tuple[list[np.ndarray], bool]:
-        """Held-back tail of each frame; windows overlap the fitting rows only when the history is too short."""
-        segs = [s for p, c in zip(prepared, cuts, strict=True)
-                for s in self._segments(p, scaler, max_gap, c, len(p.ts))]
+                              max_gap: float) -> tuple[list[np.ndarray], list[str], bool]:
+        """Held-back tail of each frame, with each segment's machine; windows overlap the fitting rows only when
+        the history is too short."""
+        def tails(back: int) -> tuple[list[np.ndarray], list[str]]:
+            pairs = [(s, p.machine_id) for p, c in zip(prepared, cuts, strict=True)
+                     for s in self._segments(p, scaler, max_gap, max(0, c - back), len(p.ts))]
+            return [s for s, _ in pairs], [m for _, m in pairs]
+
+        segs, owners = tails(0)
         n_windows = sum(len(s) - self.window_length + 1 for s in segs)
         if n_windows >= MIN_CALIBRATION_WINDOWS or (self.window_length == 1 and segs):
-            return segs, False
-        back = self.window_length - 1
-        segs = [s for p, c in zip(prepared, cuts, strict=True)
-                for s in self._segments(p, scaler, max_gap, max(0, c - back), len(p.ts))]
+            return segs, owners, False
+        segs, owners = tails(self.window_length - 1)
         if not segs:
             raise DataError(f"too few rows to calibrate: expected at least window={self.window_length} rows in the "
                             "held-back tail of some frame; give more history or a shorter window")
-        return segs, True
+        return segs, owners, True
 
     # ----------------------------------------------------------------- scoring
     def detect(self, frame: pd.DataFrame, machine_id: str | None = None) -> pd.DataFrame:
@@ -393,15 +407,24 @@ class Detector(ABC):
         write_json(directory / "alarm.json", self.alarm_rule_)
         write_json(directory / "training.json", self.training_summary_)
         write_json(directory / "evaluation.json", self.evaluation_)
+        summary = getattr(self, "calibration_summary_", None)
+        if summary is not None:  # absent in models saved before calibration.json existed
+            write_json(directory / CALIBRATION_FILE, summary)
         self._save_core(directory)
 
     @classmethod
-    def load(cls, path: Path | str) -> Detector:
-        """Load a model name directory (its ``current`` version) or a version directory, verifying checksums."""
+    def load(cls, path: Path | str, *, engine: str = "auto") -> Detector:
+        """Load a model name directory (its ``current`` version) or a version directory, verifying checksums.
+
+        ``engine`` ("auto", "onnx" or "keras", `pdm.engines.choice`) picks the scoring engine. Under "auto" a bad
+        ``model.onnx`` (checksum mismatch included) is skipped with a warning and the model scores with Keras;
+        under "onnx" it is refused with a typed error."""
         import importlib
 
+        engine = check_engine_setting(engine)
         version_dir = resolve_version_dir(path)
-        verify_version_dir(version_dir)
+        if not _verify(version_dir, skippable=engine == "auto"):
+            engine = "keras"
         config = read_model_json(version_dir, "config.json", DetectorConfig)
         target = cls.registry.get(config.detector)
         if target is None:
@@ -427,8 +450,9 @@ class Detector(ABC):
         if len(det.scaler_.global_stats.center) != len(det.features_):
             raise CorruptModelError(version_dir / "scaler.json", f"has {len(det.scaler_.global_stats.center)} "
                                     f"sensors, expected {len(det.features_)}", "retrain the model")
-        det._load_core(version_dir)
+        det.calibration_summary_ = _read_calibration(version_dir, len(det.features_))
         det.version_dir_ = version_dir
+        det._load_core(version_dir, engine=engine)
         return det
 
     @property
@@ -463,6 +487,45 @@ def shares(errors: np.ndarray) -> np.ndarray:
     total = errors.sum(axis=1, keepdims=True)
     safe = np.where(total > 0, total, 1.0)
     return np.where(total > 0, errors / safe, 1.0 / errors.shape[1])
+
+
+def _verify(version_dir: Path, *, skippable: bool) -> bool:
+    """`pdm.saving.verify_version_dir`; with ``skippable``, a bad ``model.onnx`` (only a faster copy of the
+    weights) is logged and the other files are still checked. Returns whether ``model.onnx`` may be used."""
+    import json
+
+    try:
+        verify_version_dir(version_dir)
+        return True
+    except CorruptModelError as exc:
+        if not skippable or exc.path != version_dir / ONNX_FILE:
+            raise
+        logger.warning("engine auto: not using the ONNX engine (%s); scoring with Keras instead", exc)
+    files = json.loads((version_dir / "manifest.json").read_text(encoding="utf-8"))["files"]  # read once above
+    for name, digest in files.items():
+        path = version_dir / name
+        if name != ONNX_FILE and (not path.is_file() or sha256_file(path) != digest):
+            raise ChecksumMismatchError(path, "is missing or does not match its SHA-256 in manifest.json",
+                                        "restore the version from a backup or retrain")
+    return False
+
+
+def _read_calibration(version_dir: Path, n_sensors: int) -> CalibrationSummary | None:
+    """``calibration.json`` (validated), or ``None`` for a version saved before it existed (the manifest, already
+    verified, does not list it then)."""
+    import json
+
+    path = version_dir / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    if CALIBRATION_FILE not in json.loads((version_dir / "manifest.json").read_text(encoding="utf-8"))["files"]:
+        raise CorruptModelError(path, "is not listed in manifest.json (added after saving)",
+                                "remove it, or restore the version from a backup")
+    summary = read_model_json(version_dir, CALIBRATION_FILE, CalibrationSummary)
+    if len(summary.longest_repeat) != n_sensors:
+        raise CorruptModelError(path, f"has longest_repeat for {len(summary.longest_repeat)} sensors, expected "
+                                f"{n_sensors}", "restore the version from a backup or retrain")
+    return summary
 
 
 def _read_dict(path: Path) -> dict[str, Any]:

@@ -9,6 +9,15 @@ An autoencoder is not trusted outside the range it was trained on (it can reprod
 1e-4 and 1 - 1e-4 quantiles of that scaled sensor in the training data, squared and averaged over the window. Inside
 the envelope the score is the reconstruction error alone, so load changes and starts do not count.
 
+Neither term sees a slow fault that keeps every sensor in its own range but breaks how the sensors move together (a
+leak: pressure low for the speed; imbalance: vibration high for the speed). With ``relations_weight`` > 0 (default
+20) each sensor's error also counts how far its window mean leaves what the other sensors' means predict
+(`pdm.detectors.relations`: least squares fitted on the training windows, allowed its training range). The threshold
+is calibrated on the reconstruction and envelope terms alone; the relations term is then weighed against it: a
+sensor's squared excess counts ``relations_weight x threshold``, so a relation broken by about
+``sqrt(n_sensors / relations_weight)`` scaled units beyond its normal range (0.4 for three sensors) is enough to
+raise the score over the threshold, whatever scale the reconstruction error has on that machine type.
+
 Short histories (a few hundred rows): the training stride drops to 1 so every window is used, and when the
 held-back tail holds fewer than 100 windows the calibration windows may overlap the fitting rows (reported in
 ``training_summary_["warnings"]``). Use a shorter ``window`` (16-32) so enough windows exist; a clear fault still
@@ -20,20 +29,26 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 
 from pdm.calibration import ThresholdMethod
 from pdm.data.frames import sliding_windows
-from pdm.detectors.base import Detector, Progress
-from pdm.engines import window_errors
+from pdm.detectors.base import Detector, Frames, Progress
+from pdm.detectors.relations import RELATIONS_FILE, SensorRelations, read_relations
+from pdm.engines import Engine, window_errors
+from pdm.engines.choice import choose_engine
+from pdm.engines.onnx_engine import ONNX_FILE
 from pdm.errors import CorruptModelError, DataError
 from pdm.saving import write_json
+from pdm.saving.model_dir import sha256_file
 from pdm.scaling import ScalingMode
+from pdm.tf_import import import_tensorflow_quietly
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +82,9 @@ class GRUAutoencoderDetector(Detector):
     training windows (auto: 1, or larger so at most ``max_train_windows`` [20000] are used); ``hidden`` [64] and
     ``latent`` [16] sizes; ``layers`` [1] recurrent layers in encoder and decoder; ``dropout`` [0.0];
     ``input_noise`` [0.0] standard deviation of Gaussian noise on the scaled inputs in training (a denoising
-    autoencoder);
+    autoencoder); ``envelope`` [True] also scores leaving each sensor's training range; ``relations_weight`` [20.0]
+    weight, relative to the threshold, of each sensor's squared departure from what the other sensors predict (0
+    turns the term off; module docstring); ``score_reduction`` ["mean"] or "max" of the per-sensor errors;
     ``cell`` ["gru"] or "lstm"; ``epochs`` [50], ``batch_size`` [256], ``learning_rate`` [1e-3];
     ``patience`` [3] epochs without validation improvement before early stopping (0 disables);
     ``validation_fraction`` [0.1] of training windows; ``jit_compile`` [True] for the XLA scoring path. The common
@@ -75,6 +92,7 @@ class GRUAutoencoderDetector(Detector):
     """
 
     kind = "gru_autoencoder"
+    relations_: SensorRelations | None  # fitted (None: a model saved before the term existed)
 
     def __init__(
         self,
@@ -88,6 +106,7 @@ class GRUAutoencoderDetector(Detector):
         dropout: float = 0.0,
         input_noise: float = 0.0,
         envelope: bool = True,
+        relations_weight: float = 20.0,
         score_reduction: Literal["mean", "max"] = "mean",
         cell: Literal["gru", "lstm"] = "gru",
         epochs: int = 50,
@@ -125,6 +144,7 @@ class GRUAutoencoderDetector(Detector):
         self.dropout = dropout
         self.input_noise = input_noise
         self.envelope = envelope
+        self.relations_weight = relations_weight
         self.score_reduction = score_reduction
         self.cell = cell
         self.epochs = epochs
@@ -153,12 +173,24 @@ class GRUAutoencoderDetector(Detector):
             raise DataError(f"found dropout={self.dropout}, expected 0 <= dropout < 1")
         if not 0 <= self.validation_fraction < 1:
             raise DataError(f"found validation_fraction={self.validation_fraction}, expected 0 <= fraction < 1")
+        if not (math.isfinite(self.relations_weight) and self.relations_weight >= 0):
+            raise DataError(f"found relations_weight={self.relations_weight}, expected a finite number >= 0")
 
     def _versions(self) -> dict[str, str]:
-        import keras
-        import tensorflow as tf
+        """Versions of the model stack, read from the installed distributions (imports nothing; a package that is
+        not installed, e.g. TensorFlow on an edge gateway, is left out)."""
+        from importlib.metadata import PackageNotFoundError, version
 
-        return {**super()._versions(), "keras": keras.__version__, "tensorflow": tf.__version__}
+        found = {}
+        for name, dists in (("keras", ["keras"]), ("tensorflow", ["tensorflow", "tensorflow-cpu"]),
+                            ("onnx", ["onnx"]), ("onnxruntime", ["onnxruntime"])):
+            for dist in dists:
+                try:
+                    found[name] = version(dist)
+                    break
+                except PackageNotFoundError:
+                    continue
+        return {**super()._versions(), **found}
 
     # ----------------------------------------------------------------- training
     def _training_windows(self, segments: list[np.ndarray]) -> tuple[np.ndarray, int]:
@@ -167,27 +199,51 @@ class GRUAutoencoderDetector(Detector):
         windows = np.concatenate([sliding_windows(s, self.window, stride) for s in segments]).astype(np.float32)
         return windows, stride
 
+    def fit(self, frames: Frames, *, progress: Progress | None = None) -> Self:
+        """`Detector.fit`; the threshold is calibrated without the sensor-relations term, which is then weighed
+        against it (module docstring)."""
+        self.relations_ = None  # off while the threshold is calibrated; _fit_core fits it afresh
+        super().fit(frames, progress=progress)
+        rel = self.relations_
+        if rel is None:
+            raise DataError(f"{type(self).__name__}._fit_core did not fit the sensor relations: expected it to call "
+                            "self._fit_ranges(segments)")
+        self.relations_ = rel.calibrated(self.threshold_.value)
+        return self
+
+    def _fit_ranges(self, segments: list[np.ndarray]) -> None:
+        """The normal envelope and the sensor relations (numpy only), from the scaled fitting segments; the
+        relations term stays off (no ``reference``) until `fit` has calibrated the threshold."""
+        rows = np.concatenate(segments)
+        self.envelope_ = (np.quantile(rows, ENVELOPE_Q, axis=0), np.quantile(rows, 1 - ENVELOPE_Q, axis=0))
+        self.relations_ = SensorRelations.fit(segments, self.window)
+
+    def _start_model(self, n_features: int) -> Any:
+        """The Keras model training starts from: a new one (`pdm.retrain.finetune` starts from another's weights)."""
+        return build_autoencoder(self.window, n_features, hidden=self.hidden, latent=self.latent, layers=self.layers,
+                                 dropout=self.dropout, cell=self.cell, input_noise=self.input_noise)
+
     def _fit_core(self, segments: list[np.ndarray], progress: Progress | None) -> dict[str, Any]:
         import keras
 
-        rows = np.concatenate(segments)
-        self.envelope_ = (np.quantile(rows, ENVELOPE_Q, axis=0), np.quantile(rows, 1 - ENVELOPE_Q, axis=0))
+        self._fit_ranges(segments)
         x, stride = self._training_windows(segments)
         keras.utils.set_random_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         x = x[rng.permutation(len(x))]
         n_val = int(len(x) * self.validation_fraction) if len(x) >= 20 else 0
         x_val, x_fit = x[:n_val], x[n_val:]
-        model = build_autoencoder(self.window, x.shape[2], hidden=self.hidden, latent=self.latent,
-                                  layers=self.layers, dropout=self.dropout, cell=self.cell,
-                                  input_noise=self.input_noise)
+        model = self._start_model(x.shape[2])
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss="mse")
         monitor = "val_loss" if n_val else "loss"
         callbacks: list[Any] = [_epoch_logger(self.epochs, progress)]
         if self.patience > 0:
             callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=self.patience,
                                                            restore_best_weights=True))
-        logger.info("training %s on %d windows (stride %d, %d for validation)", model.name, len(x_fit), stride, n_val)
+        held = x_val if n_val else x_fit
+        start_loss = float(model.evaluate(held, held, verbose=0, batch_size=self.batch_size))
+        logger.info("training %s on %d windows (stride %d, %d for validation), starting %s %.4g", model.name,
+                    len(x_fit), stride, n_val, monitor, start_loss)
         history = model.fit(x_fit, x_fit, epochs=self.epochs, batch_size=self.batch_size, shuffle=True, verbose=0,
                             validation_data=(x_val, x_val) if n_val else None, callbacks=callbacks)
         self._set_model(model)
@@ -197,13 +253,13 @@ class GRUAutoencoderDetector(Detector):
                 "epochs_run": len(hist["loss"]), "best_epoch": best + 1,
                 "train_loss": hist["loss"][best],
                 "validation_loss": hist["val_loss"][best] if "val_loss" in hist else None,
-                "history": hist}
+                "start_loss": start_loss, "history": hist}
 
     def _set_model(self, model: Any) -> None:
         from pdm.engines.keras_compiled import CompiledKerasEngine
 
         self.model_ = model
-        self.engine_ = CompiledKerasEngine(model, jit_compile=self.jit_compile)
+        self.engine_: Engine = CompiledKerasEngine(model, jit_compile=self.jit_compile)
 
     # ----------------------------------------------------------------- scoring
     def _aggregate(self, errors: np.ndarray) -> np.ndarray:  # type: ignore[override]
@@ -215,15 +271,40 @@ class GRUAutoencoderDetector(Detector):
             low, high = self.envelope_
             excess = np.maximum(windows - high, 0.0) + np.maximum(low - windows, 0.0)
             errors += np.mean(np.square(excess, dtype=np.float64), axis=1)
+        rel = self.relations_
+        if self.relations_weight > 0 and rel is not None and rel.reference is not None:
+            errors += self.relations_weight * rel.reference * rel.contributions(windows)
         return errors
 
     # ----------------------------------------------------------------- persistence
     def _save_core(self, directory: Path) -> None:
-        self.model_.save(directory / MODEL_FILE)
+        """``model.keras``, ``model.onnx`` (exported from it and verified, `pdm.engines.onnx_export`) and the
+        envelope. A detector loaded without Keras (ONNX engine) copies both model files of the version it came
+        from, which were verified when it was loaded."""
+        if hasattr(self, "model_"):
+            from pdm.engines.onnx_export import export_onnx
+
+            self.model_.save(directory / MODEL_FILE)
+            data = export_onnx(self.model_, keras_sha256=sha256_file(directory / MODEL_FILE), seed=self.seed)
+            (directory / ONNX_FILE).write_bytes(data)
+        else:
+            for name in (MODEL_FILE, ONNX_FILE):
+                shutil.copyfile(self.version_dir_ / name, directory / name)
         low, high = self.envelope_
         write_json(directory / ENVELOPE_FILE, {"quantile": ENVELOPE_Q, "low": low.tolist(), "high": high.tolist()})
+        if self.relations_ is not None:
+            write_json(directory / RELATIONS_FILE, self.relations_)
 
-    def _load_core(self, directory: Path) -> None:
+    def _load_core(self, directory: Path, engine: str = "auto") -> None:
+        """Load the envelope and the scoring engine named by ``engine`` (`pdm.engines.choice`): with ONNX, Keras
+        is not loaded (``model_`` stays unset) and TensorFlow is not imported."""
+        self.envelope_ = _read_envelope(directory / ENVELOPE_FILE, len(self.features_))
+        self.relations_ = read_relations(directory, len(self.features_))
+        self.engine_ = choose_engine(directory, engine, window=self.window, n_features=len(self.features_),
+                                     keras_file=MODEL_FILE, load_keras=lambda: self._load_keras(directory))
+
+    def _load_keras(self, directory: Path) -> Engine:
+        import_tensorflow_quietly()
         import keras
 
         path = directory / MODEL_FILE
@@ -237,7 +318,7 @@ class GRUAutoencoderDetector(Detector):
             raise CorruptModelError(path, f"found input shape {tuple(model.input_shape)}, expected {expected}",
                                     "the weights do not belong to this config: retrain")
         self._set_model(model)
-        self.envelope_ = _read_envelope(directory / ENVELOPE_FILE, len(self.features_))
+        return self.engine_
 
 
 def _read_envelope(path: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:

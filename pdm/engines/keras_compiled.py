@@ -11,11 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from pdm.tf_import import import_tensorflow_quietly
+
 
 class CompiledKerasEngine:
     """Reconstructs windows with a compiled forward pass of a Keras model."""
 
     def __init__(self, model: Any, *, jit_compile: bool = True, max_batch: int = 256, min_batch: int = 1) -> None:
+        import_tensorflow_quietly()
         import tensorflow as tf
 
         self.model = model

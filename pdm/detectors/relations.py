@@ -1,0 +1,244 @@
+"""Sensor relations: each sensor's window mean, as the other sensors' window means predict it.
+
+A machine ties its sensors together through its operating point: a pump's discharge pressure and its vibration both
+follow its speed, a motor's winding temperature follows its load. Many faults break such a relationship while every
+sensor stays inside its own normal range (a leak lowers the pressure at the same speed, imbalance raises the
+vibration at every speed), and an autoencoder whose window sees a minute of data reproduces the new level. This term
+scores the broken relationship.
+
+Rules:
+
+- ``m`` is the mean of each scaled sensor over the window. Each sensor ``j`` is predicted by least squares, fitted on
+  the training windows of the whole fleet (in each machine's own scaled units), from ``1``, the other sensors' means
+  ``m_k`` and their pairwise products ``m_a * m_b`` (``a <= b``; no term involves ``j``). With more than
+  ``MAX_QUADRATIC_SENSORS`` sensors the products are left out (a linear fit).
+- The residual ``r_j = m_j - prediction_j`` is allowed the range it had in training, from its ``quantile`` to its
+  ``1 - quantile`` quantile; the *excess* is the sum over sensors of the squared distance beyond that range, in the
+  squared scaled units of the reconstruction error: 0 inside, growing quadratically outside.
+- Attribution (`SensorRelations.contributions`): a broken relation shows in the residual of every sensor that takes
+  part in it, so the excess is shared out by *reconstruction-based contribution*: sensor ``k``'s share is how much
+  of the excess disappears when ``m_k`` is replaced by its own prediction (Alcala and Qin, Automatica 2009). The
+  sensor whose value explains the break gets the blame, not the sensors predicted from it.
+- ``reference`` is the score scale the detector weighs the term against (its threshold, see
+  `pdm.detectors.gru`); ``None`` until calibrated.
+
+Three noisy readings of one speed; the second then reads 25 % low at the same speed:
+
+>>> import numpy as np
+>>> rng = np.random.default_rng(0)
+>>> speed = np.repeat(rng.uniform(0, 2, 200), 50)
+>>> noise = lambda: rng.normal(0, 0.05, speed.size)
+>>> normal = np.column_stack([speed + noise(), 2 * speed + noise(), 1 - speed + noise()])
+>>> rel = SensorRelations.fit([normal], window=10)
+>>> windows = lambda x: np.lib.stride_tricks.sliding_window_view(x, 10, axis=0).transpose(0, 2, 1)
+>>> float(rel.excess(windows(normal)).sum(axis=1).max()) < 0.001    # the training data stays inside
+True
+>>> leak = normal.copy(); leak[:, 1] -= 0.5 * speed
+>>> excess = rel.excess(windows(leak)).sum(axis=1)
+>>> bool(np.mean(excess > 0) > 0.8)
+True
+>>> share = rel.contributions(windows(leak))                       # the same totals, shared out
+>>> bool(np.allclose(share.sum(axis=1), excess))
+True
+>>> bool(np.mean(share[excess > 0].argmax(axis=1) == 1) > 0.9)       # blamed on the second reading
+True
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from pdm.errors import CorruptModelError, DataError
+
+logger = logging.getLogger(__name__)
+
+RELATIONS_FILE = "relations.json"
+RELATIONS_Q = 1e-4  # each residual's allowed range: this quantile and its complement in training
+MAX_FIT_WINDOWS = 200_000  # training windows used for the fit (evenly strided beyond this)
+MAX_QUADRATIC_SENSORS = 16  # beyond this many sensors the design leaves out the products (its size grows as F^2)
+
+
+def n_terms(n_sensors: int, quadratic: bool = True) -> int:
+    """Columns of the design: 1, every sensor mean, and (``quadratic``) every product of two (``a <= b``)."""
+    return 1 + n_sensors + (n_sensors * (n_sensors + 1) // 2 if quadratic else 0)
+
+
+def _pairs(n_sensors: int) -> list[tuple[int, int]]:
+    return [(a, b) for a in range(n_sensors) for b in range(a, n_sensors)]
+
+
+def design(means: np.ndarray, quadratic: bool = True) -> np.ndarray:
+    """(B, F) window means -> (B, n_terms(F)) design: ``[1, m_1..m_F, m_a * m_b for a <= b]``."""
+    means = np.asarray(means, dtype=np.float64)
+    products = [means[:, a] * means[:, b] for a, b in _pairs(means.shape[1])] if quadratic else []
+    return np.column_stack([np.ones(len(means)), means, *products])
+
+
+def own_terms(n_sensors: int, quadratic: bool = True) -> np.ndarray:
+    """(F, n_terms) mask: ``True`` where a design column involves that sensor (it may not predict itself)."""
+    mask = np.zeros((n_sensors, n_terms(n_sensors, quadratic)), dtype=bool)
+    for j in range(n_sensors):
+        mask[j, 1 + j] = True
+        if quadratic:
+            for i, (a, b) in enumerate(_pairs(n_sensors)):
+                mask[j, 1 + n_sensors + i] = j in (a, b)
+    return mask
+
+
+def window_means(segment: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
+    """Mean of each sensor over every ``window`` consecutive rows (every ``stride``-th window), float64."""
+    total = np.cumsum(np.vstack([np.zeros((1, segment.shape[1])), np.asarray(segment, dtype=np.float64)]), axis=0)
+    return np.asarray((total[window:] - total[:-window])[::stride] / window)
+
+
+class SensorRelations(BaseModel):
+    """Fitted relations; serialised as ``relations.json``. ``coef[j]`` predicts sensor ``j`` from `design`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    quantile: float = Field(gt=0, lt=0.5, description="the residual range: this quantile and its complement")
+    quadratic: bool = Field(description="whether the design holds the products of two sensor means")
+    n_windows: int = Field(ge=1, description="training windows the fit used")
+    coef: list[list[float]] = Field(description="(sensors, terms) least-squares coefficients")
+    low: list[float] = Field(description="lowest normal residual of each sensor")
+    high: list[float] = Field(description="highest normal residual of each sensor")
+    reference: float | None = Field(None, gt=0, description="score scale the term is weighed against; None until "
+                                    "calibrated")
+    _coef: np.ndarray = PrivateAttr()
+    _low: np.ndarray = PrivateAttr()
+    _high: np.ndarray = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SensorRelations:
+        f, terms = len(self.low), n_terms(len(self.low), self.quadratic)
+        if f < 1 or len(self.high) != f or len(self.coef) != f:
+            raise ValueError(f"found {len(self.coef)} coefficient rows, {len(self.low)} low and {len(self.high)} "
+                             "high bounds, expected one of each per sensor (at least one sensor)")
+        if any(len(row) != terms for row in self.coef):
+            raise ValueError(f"found coefficient rows of lengths {sorted({len(r) for r in self.coef})}, "
+                             f"expected {terms} for {f} sensors")
+        coef = np.asarray(self.coef, dtype=np.float64)
+        low, high = np.asarray(self.low, dtype=np.float64), np.asarray(self.high, dtype=np.float64)
+        if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+            raise ValueError("found non-finite values, expected finite coefficients and bounds")
+        if self.reference is not None and not math.isfinite(self.reference):
+            raise ValueError(f"found reference={self.reference}, expected a finite number")
+        if np.any(low > high):
+            raise ValueError(f"found low > high for sensor(s) {np.flatnonzero(low > high).tolist()}, expected low <= "
+                             "high")
+        if np.any(coef[own_terms(f, self.quadratic)] != 0):
+            raise ValueError("found a sensor predicted from its own mean, expected 0 for every term that involves it")
+        self._coef, self._low, self._high = coef, low, high
+        return self
+
+    def __eq__(self, other: object) -> bool:  # the private numpy copies would make pydantic's comparison ambiguous
+        return isinstance(other, SensorRelations) and self.model_dump() == other.model_dump()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable list fields: not hashable
+
+    @property
+    def n_sensors(self) -> int:
+        return len(self.low)
+
+    @classmethod
+    def fit(cls, segments: Sequence[np.ndarray], window: int, *, quantile: float = RELATIONS_Q,
+            max_windows: int = MAX_FIT_WINDOWS) -> SensorRelations:
+        """Fit on scaled, filled training segments (each (L, F)); windows of ``window`` rows."""
+        usable = [s for s in segments if len(s) >= window]
+        total = sum(len(s) - window + 1 for s in usable)
+        if total == 0:
+            raise DataError(f"no training segment holds a window of {window} rows: expected at least one")
+        stride = max(1, math.ceil(total / max_windows))
+        means = np.concatenate([window_means(s, window, stride) for s in usable])
+        n = means.shape[1]
+        quadratic = n <= MAX_QUADRATIC_SENSORS
+        x, mask = design(means, quadratic), own_terms(n, quadratic)
+        coef = np.zeros((n, x.shape[1]))
+        for j in range(n):
+            coef[j, ~mask[j]] = np.linalg.lstsq(x[:, ~mask[j]], means[:, j], rcond=None)[0]
+        residual = means - x @ coef.T
+        low, high = np.quantile(residual, quantile, axis=0), np.quantile(residual, 1 - quantile, axis=0)
+        logger.info("sensor relations fitted on %d windows (%s): residual ranges %s", len(means),
+                    "quadratic" if quadratic else "linear", np.round(high - low, 3).tolist())
+        return cls(quantile=quantile, quadratic=quadratic, n_windows=len(means), coef=coef.tolist(),
+                   low=low.tolist(), high=high.tolist())
+
+    def calibrated(self, reference: float) -> SensorRelations:
+        """A copy weighed against ``reference`` (validated)."""
+        return SensorRelations.model_validate({**self.model_dump(), "reference": reference})
+
+    def residuals(self, windows: np.ndarray) -> np.ndarray:
+        """(B, window, F) scaled windows -> (B, F) residual of each sensor's window mean."""
+        return self._residuals(np.asarray(np.mean(windows, axis=1, dtype=np.float64)))
+
+    def _residuals(self, means: np.ndarray) -> np.ndarray:
+        return np.asarray(means - design(means, self.quadratic) @ self._coef.T)
+
+    def _excess(self, residuals: np.ndarray) -> np.ndarray:
+        out = np.maximum(residuals - self._high, 0.0) + np.maximum(self._low - residuals, 0.0)
+        return np.asarray(out * out)
+
+    def excess(self, windows: np.ndarray) -> np.ndarray:
+        """(B, window, F) scaled windows -> (B, F) squared excess of each sensor's residual beyond its range."""
+        return self._excess(self.residuals(windows))
+
+    def contributions(self, windows: np.ndarray) -> np.ndarray:
+        """(B, window, F) -> (B, F): each window's total excess, shared out by reconstruction-based contribution
+        (module docstring). Rows sum to the total excess; when no single replacement reduces it, the shares are
+        those of `excess`."""
+        means = np.asarray(np.mean(windows, axis=1, dtype=np.float64))
+        r = self._residuals(means)
+        excess = self._excess(r)
+        total = excess.sum(axis=1)
+        out = np.zeros_like(excess)
+        hit = total > 0
+        if not hit.any():
+            return out
+        means, r, excess, total = means[hit], r[hit], excess[hit], total[hit]
+        blame = np.empty_like(excess)
+        for k in range(self.n_sensors):
+            replaced = means.copy()
+            replaced[:, k] -= r[:, k]
+            blame[:, k] = np.maximum(total - self._excess(self._residuals(replaced)).sum(axis=1), 0.0)
+        blamed = blame.sum(axis=1, keepdims=True)
+        shares = np.where(blamed > 0, blame / np.where(blamed > 0, blamed, 1.0), excess / total[:, None])
+        out[hit] = shares * total[:, None]
+        return out
+
+
+def read_relations(version_dir: Path, n_features: int) -> SensorRelations | None:
+    """``relations.json`` of a verified version directory, validated; ``None`` for a version saved before the term
+    existed (its manifest does not list the file). Bad content is a `CorruptModelError` naming the problem."""
+    path = version_dir / RELATIONS_FILE
+    if not path.is_file():
+        logger.warning("%s has no %s (saved by an older pdm): scoring without the sensor-relations term; retrain to "
+                       "use it", version_dir, RELATIONS_FILE)
+        return None
+    fix = "restore the version from a backup or retrain"
+    try:
+        listed = RELATIONS_FILE in json.loads((version_dir / "manifest.json").read_text(encoding="utf-8"))["files"]
+        if not listed:
+            raise CorruptModelError(path, "is not listed in manifest.json (added after saving)",
+                                    "remove it, or restore the version from a backup")
+        rel = SensorRelations.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        raise CorruptModelError(path, f"is not valid: {_first_error(exc)}", fix) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CorruptModelError(path, f"cannot be read ({type(exc).__name__}: {exc})", fix) from None
+    if rel.n_sensors != n_features:
+        raise CorruptModelError(path, f"found {rel.n_sensors} sensors, expected {n_features}", fix)
+    if rel.reference is None:
+        raise CorruptModelError(path, "found reference null, expected the calibrated reference", fix)
+    return rel
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    return f"{where}: {first['msg']}"
