@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test test-fast lint bench broker clean help
+.PHONY: demo test test-fast lint bench broker models clean help
 
 help:
 	@echo "make demo       run the detector end to end on generated data"
@@ -12,6 +12,7 @@ help:
 	@echo "make test-fast  the suite without tests marked slow"
 	@echo "make lint       ruff (with bandit S rules) and mypy"
 	@echo "make bench      scoring-path benchmark against model.predict"
+	@echo "make models     retrain the demo's shipped models in models/ (simulated normal data, a few minutes each)"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,9 @@ broker:
 
 demo: $(VENV)/.runtime-installed
 	$(PY) -m pdm demo
+
+models: $(VENV)/.runtime-installed
+	$(PY) -m pdm demo --train-models
 
 test: $(VENV)/.dev-installed broker
 	$(PY) -m pytest

@@ -9,8 +9,9 @@ import sys
 from collections.abc import Sequence
 
 from pdm import __version__
-from pdm.commands import demo, evaluate, info, score, serve, train
+from pdm.commands import demo, evaluate, info, models, record, retrain, score, serve, train
 from pdm.errors import PdmError
+from pdm.tf_import import VERBOSE_ENV, import_tensorflow_quietly
 
 EXIT_ERROR = 2
 logger = logging.getLogger(__name__)
@@ -25,28 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pdm {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (train, score, evaluate, info, demo, serve):
+    for module in (train, score, evaluate, info, demo, serve, record, retrain, models):
         module.register(sub)
     return parser
-
-
-def _import_tensorflow_quietly() -> None:
-    """TensorFlow's C++ start-up lines (oneDNN, CPU features) are written to stderr before its log level applies;
-    hide them for operators (-vv shows them). Import errors still raise normally."""
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError as exc:  # reported again where TensorFlow is really needed
-        logger.debug("tensorflow not importable: %s", exc)
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,8 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.verbose < 2:
-        _import_tensorflow_quietly()
+    if args.verbose >= 2:
+        os.environ[VERBOSE_ENV] = "1"
+    elif getattr(args, "needs_tensorflow", False):
+        import_tensorflow_quietly()
     try:
         return int(args.run(args))
     except PdmError as exc:

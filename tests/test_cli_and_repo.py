@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from pdm.detectors.zscore import RobustZScoreDetector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,15 +40,6 @@ def test_info_on_a_tampered_model_is_one_line_and_nonzero(zscore: RobustZScoreDe
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "scaler.json" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-@pytest.mark.slow
-def test_quick_demo_runs_end_to_end(tmp_path: Path) -> None:
-    result = run("demo", "--quick", "--out", str(tmp_path), timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "GRU autoencoder" in result.stdout and "detected" in result.stdout
-    assert (tmp_path / "demo_report.png").stat().st_size > 10_000
-    assert (tmp_path / "models" / "pump" / "current").is_file()
 
 
 def test_no_console_script_named_pdm() -> None:
