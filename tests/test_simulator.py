@@ -135,6 +135,23 @@ def test_signals_are_physical_not_white_noise() -> None:
     assert len({round(m[2], 4) for m in means.values()}) == len(means)  # no two units alike
 
 
+def test_noise_seed_keeps_the_machines_and_changes_their_days() -> None:
+    def run(noise_seed: int | None) -> tuple[Simulator, pd.DataFrame]:
+        sim = Simulator(SimConfig(fleet_types(4), seed=5, noise_seed=noise_seed, duration_s=86400, interval_s=10.0,
+                                  normal_only=True))
+        return sim, offline.frames(sim)[0]
+
+    (same_sim, same), (other_sim, other) = run(None), run(9)
+    assert same_sim.fleet.noise_v.tolist() == other_sim.fleet.noise_v.tolist()  # the same units
+    assert same_sim.fleet.vib_bg.tolist() == other_sim.fleet.vib_bg.tolist()
+    assert not np.allclose(same["vibration"].to_numpy(), other["vibration"].to_numpy())  # on other days
+    for mid, df in same.groupby("machine_id"):  # with the same character: each unit's running vibration level
+        o = other[other["machine_id"] == mid]
+        a, b = df["vibration"][df["vibration"] > 0.5].median(), o["vibration"][o["vibration"] > 0.5].median()
+        assert abs(a - b) < 0.25 * a, mid
+    assert run(5)[1].equals(same)  # --noise-seed equal to --seed is the default
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--duration", "abc", "--out", "x.parquet"], "--duration: found 'abc', expected a duration"),
     (["--out", "x.txt"], "expected a file name ending in .parquet or .csv"),

@@ -2,6 +2,10 @@
 commands on simulated normal data. ``python -m pdm demo --train-models`` (``make models``) re-runs exactly these
 commands; the demo runs them for a type whose model is missing.
 
+As in a plant, a model is trained on the normal history of the machines it then watches: the training data is
+simulated with the demo fleet's machine seed (``DATA_SEED``: the same units, ids and parameters) and the demo runs
+them on other days (the simulator's ``--noise-seed``), so per-machine scaling applies to every demo machine.
+
 >>> [c[2] for c in training_commands("pump", Path("models"), Path("build/models-data"))]
 ['simulators.fleet', 'pdm']
 """
@@ -17,9 +21,9 @@ logger = logging.getLogger(__name__)
 
 MACHINE_TYPES = ("pump", "compressor", "motor")
 FEATURES = "temperature,vibration,pressure"
-TRAIN_MACHINES = 4
-TRAIN_DURATION = "2d"
-DATA_SEED = {"pump": 101, "compressor": 102, "motor": 103}  # not the demo's fleet seed: the demo's machines are new
+TRAIN_MACHINES = 2  # per type: the demo fleet's machines (`pdm.demo.run.DemoPlan.mix`)
+TRAIN_DURATION = "4d"
+DATA_SEED = {"pump": 101, "compressor": 102, "motor": 103}  # the machines' seed, in training and in the demo
 
 
 def training_commands(machine_type: str, models_dir: Path, data_dir: Path) -> list[list[str]]:

@@ -2,10 +2,11 @@
 
 Order: a fresh broker on a free loopback port -> ``python -m pdm serve`` with the shipped models routed by machine
 type (its retained ``online`` status is awaited, so its persistent session exists before any telemetry) -> the
-simulator publishing a mixed fleet at ``speed`` x real time with forced faults -> the view until the simulator
-ends -> wait until the daemon has scored the last readings -> SIGTERM the daemon (it publishes ``offline``; its
-recorder, ``--record-dir out/recorded``, compacts what it recorded into Parquet for retraining) -> judge
-the alerts against the simulator's truth events with `pdm.evaluation` -> PNG report. Every process gets its own
+simulators (one per machine type: the shipped models' own machines on other days, `pdm.demo.models`) publishing
+at ``speed`` x real time with forced faults -> the view until the simulators end -> wait until the daemon has
+scored the last readings -> SIGTERM the daemon (it publishes ``offline``; its recorder, ``--record-dir
+out/recorded``, compacts what it recorded into Parquet for retraining) -> judge the alerts against the simulators'
+truth events with `pdm.evaluation` -> PNG report. Every process gets its own
 session, so Ctrl-C reaches only the demo, which then stops them in that order.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from pdm.demo.broker import LocalBroker, free_port
-from pdm.demo.models import MACHINE_TYPES, train_models
+from pdm.demo.models import DATA_SEED, MACHINE_TYPES, train_models
 from pdm.demo.observer import Observer
 from pdm.demo.summary import DemoVerdict, judge, write_report
 from pdm.demo.view import LiveView
@@ -141,23 +142,31 @@ def run_demo(plan: DemoPlan) -> DemoVerdict:
               "/metrics)", flush=True)
         _wait("the daemon's online status", lambda: observer.snapshot().statuses.get("scorer/scorer-0") == "online",
               120.0, procs, ("daemon",))
-        sim_args = ["-m", "simulators.fleet", "--mix", ",".join(f"{t}={n}" for t, n in plan.mix), "--broker",
-                    broker.url, "--speed", f"{plan.speed:g}", "--duration", f"{plan.hours:g}h", "--fault-rate", "0",
-                    "--seed", str(plan.seed), "--mqtt-version", str(broker.mqtt_version), "--quiet"]
-        for spec in plan.faults:
-            sim_args += ["--fault", spec]
-        procs.start("simulator", sim_args)
-        print(f"simulator: {sum(n for _, n in plan.mix)} machines, {plan.hours:g} simulated hours at "
-              f"{plan.speed:g}x (about {plan.hours * 3600 / plan.speed:.0f} s); faults injected:", flush=True)
+        sims = []
+        for machine_type, count in plan.mix:  # one simulator per type: each type's machines are its model's own
+            sim_args = ["-m", "simulators.fleet", "--mix", f"{machine_type}={count}", "--broker", broker.url,
+                        "--speed", f"{plan.speed:g}", "--duration", f"{plan.hours:g}h", "--fault-rate", "0",
+                        "--seed", str(DATA_SEED[machine_type]), "--noise-seed", str(plan.seed),
+                        "--instance", f"simulator-{machine_type}", "--mqtt-version", str(broker.mqtt_version),
+                        "--quiet"]
+            for spec in plan.faults:
+                if spec.startswith(f"machine={machine_type}-"):
+                    sim_args += ["--fault", spec]
+            sims.append(procs.start(f"simulator-{machine_type}", sim_args))
+        print(f"simulator: {sum(n for _, n in plan.mix)} machines (the shipped models' own, on other days), "
+              f"{plan.hours:g} simulated hours at {plan.speed:g}x (about {plan.hours * 3600 / plan.speed:.0f} s); "
+              "faults injected:", flush=True)
         for spec in plan.faults:
             print(f"  {spec}", flush=True)
-        sim = procs.procs["simulator"]
         with LiveView(observer, interactive=plan.interactive) as view:
-            while sim.poll() is None:
+            while any(sim.poll() is None for sim in sims):
                 procs.check("daemon")
+                for machine_type, _ in plan.mix:
+                    procs.check(f"simulator-{machine_type}")
                 view.refresh()
                 time.sleep(0.25)
-            procs.check("simulator")
+            for machine_type, _ in plan.mix:
+                procs.check(f"simulator-{machine_type}")
             _wait("the daemon to score the last readings", lambda: _caught_up(observer), 120.0, procs, ("daemon",))
             view.refresh()
         status = procs.stop("daemon")

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--duration", help="simulated span, e.g. 6h, 7d (default: 1d offline, until stopped live)")
     fleet.add_argument("--interval", default="1s", help="sampling interval (default 1s)")
     fleet.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    fleet.add_argument("--noise-seed", type=int, default=None,
+                       help="seed of the machines' operation, noise and faults (default: --seed); the same --seed "
+                       "with another --noise-seed simulates the same machines on other days")
     fleet.add_argument("--start", help=f"simulated start, epoch s or ISO 8601 (default {START_TS:.0f} = "
                        "2026-11-23T00:00:00Z offline, now live)")
     faults = p.add_argument_group("faults")
@@ -147,7 +150,8 @@ def run(argv: list[str]) -> int:
     else:
         start = math.floor(time.time() / interval) * interval if live else START_TS
     types = parse_mix(args.mix) if args.mix else fleet_types(args.machines)
-    config = SimConfig(types=types, seed=args.seed, interval_s=interval, duration_s=duration, start_ts=start,
+    config = SimConfig(types=types, seed=args.seed, noise_seed=args.noise_seed, interval_s=interval,
+                       duration_s=duration, start_ts=start,
                        fault_rate_per_day=args.fault_rate, normal_only=args.normal_only,
                        forced=[parse_fault(f) for f in args.fault])
     from simulators.fleet.engine import Simulator

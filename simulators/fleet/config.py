@@ -130,6 +130,7 @@ class SimConfig:
 
     types: list[str]
     seed: int = 0
+    noise_seed: int | None = None  # operation, noise and faults; None: ``seed`` (same machines, other days if set)
     interval_s: float = 1.0
     duration_s: float | None = 86400.0  # None: run until stopped (live mode)
     start_ts: float = START_TS
@@ -150,6 +151,8 @@ class SimConfig:
                               "with --fault for only the forced faults)")
         if not 0 <= self.seed < 2**63:
             raise ConfigError(f"--seed: found {self.seed}, expected an integer >= 0")
+        if self.noise_seed is not None and not 0 <= self.noise_seed < 2**63:
+            raise ConfigError(f"--noise-seed: found {self.noise_seed}, expected an integer >= 0")
         ids = set(self.machine_ids)
         for f in self.forced:
             if f.machine_id not in ids:
@@ -162,6 +165,11 @@ class SimConfig:
     @cached_property
     def machine_ids(self) -> list[str]:
         return fleet_ids(self.types)[0]
+
+    @property
+    def run_seed(self) -> int:
+        """The seed of everything but the machines' parameters: operation, noise and faults."""
+        return self.seed if self.noise_seed is None else self.noise_seed
 
     @property
     def total_steps(self) -> int | None:

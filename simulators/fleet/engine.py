@@ -61,7 +61,7 @@ class Simulator:
         rate = 0.0 if config.normal_only else config.fault_rate_per_day
         try:
             self.scheduler = Scheduler(self.machine_ids, self.types, config.forced, rate_per_day=rate,
-                                       interval_s=config.interval_s, rng=stream(config.seed, FORCED))
+                                       interval_s=config.interval_s, rng=stream(config.run_seed, FORCED))
         except ValueError as exc:
             from simulators.fleet.config import ConfigError
 
@@ -86,7 +86,7 @@ class Simulator:
             b += 1
 
     def _block(self, b: int, b0: int, n: int) -> Block:
-        seed = self.config.seed
+        seed = self.config.run_seed
         dyn, eff_rng = stream(seed, DYNAMICS, b), stream(seed, EFFECTS, b)
         ts = self.ts(np.arange(b0, b0 + n))
         faults = self.scheduler.active(b0, b0 + n, stream(seed, SCHEDULE, b))
