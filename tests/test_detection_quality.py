@@ -48,6 +48,23 @@ def test_relations_blame_the_one_reading_that_left_the_others() -> None:
     assert np.mean(share[running].argmax(axis=1) == 2) > 0.9
 
 
+def test_a_frozen_sensor_takes_the_relations_term_out_of_its_windows() -> None:
+    # a missing sensor carried forward (or a stuck one) breaks every relation it takes part in; that is a data-quality
+    # problem, not the machine's: no relations term for those windows, and only those
+    normal, speed = speed_readings(3)
+    rel = SensorRelations.fit([normal], window=10)
+    stuck = normal.copy()
+    stuck[2000:, 1] = 0.0  # the second sensor reads one value from row 2000 on
+    w = windows(stuck)
+    assert rel.excess(w)[2000:][speed[2009:] > 0.5].sum(axis=1).min() > 0  # the relation looks broken
+    share = rel.contributions(w)
+    assert share[2000:].sum() == 0.0  # every window from row 2000 on holds the frozen sensor
+    np.testing.assert_allclose(share[:1990], rel.contributions(windows(normal))[:1990])  # untouched before
+    off = normal.copy()
+    off[:, 2] -= 0.3 * speed * 3
+    assert rel.contributions(windows(off)).sum() > 1.0  # jittering sensors keep the term
+
+
 def test_many_sensors_use_a_linear_fit() -> None:
     normal, speed = speed_readings(MAX_QUADRATIC_SENSORS + 1, n=5000)
     rel = SensorRelations.fit([normal], window=10)

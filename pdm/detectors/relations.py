@@ -19,6 +19,10 @@ Rules:
   part in it, so the excess is shared out by *reconstruction-based contribution*: sensor ``k``'s share is how much
   of the excess disappears when ``m_k`` is replaced by its own prediction (Alcala and Qin, Automatica 2009). The
   sensor whose value explains the break gets the blame, not the sensors predicted from it.
+- A window in which some sensor does not change at all (a missing sensor carried forward, a stuck sensor: real
+  readings jitter by at least one quantisation step over a window) has no relations term: the relation is not
+  measured, and a machine alert would blame a data-quality problem on the machine. The reconstruction and envelope
+  terms still score it, and the daemon's data-quality verdict reports the sensor.
 - ``reference`` is the score scale the detector weighs the term against (its threshold, see
   `pdm.detectors.gru`); ``None`` until calibrated.
 
@@ -190,14 +194,14 @@ class SensorRelations(BaseModel):
 
     def contributions(self, windows: np.ndarray) -> np.ndarray:
         """(B, window, F) -> (B, F): each window's total excess, shared out by reconstruction-based contribution
-        (module docstring). Rows sum to the total excess; when no single replacement reduces it, the shares are
-        those of `excess`."""
+        (module docstring). Rows sum to the total excess (0 for a window with a frozen sensor, `frozen`); when no
+        single replacement reduces it, the shares are those of `excess`."""
         means = np.asarray(np.mean(windows, axis=1, dtype=np.float64))
         r = self._residuals(means)
         excess = self._excess(r)
         total = excess.sum(axis=1)
         out = np.zeros_like(excess)
-        hit = total > 0
+        hit = (total > 0) & ~frozen(windows)
         if not hit.any():
             return out
         means, r, excess, total = means[hit], r[hit], excess[hit], total[hit]
@@ -210,6 +214,15 @@ class SensorRelations(BaseModel):
         shares = np.where(blamed > 0, blame / np.where(blamed > 0, blamed, 1.0), excess / total[:, None])
         out[hit] = shares * total[:, None]
         return out
+
+
+def frozen(windows: np.ndarray) -> np.ndarray:
+    """(B, window, F) -> (B,): whether some sensor holds exactly one value over the whole window.
+
+    >>> frozen(np.array([[[1.0, 2.0], [1.0, 2.5]], [[1.0, 2.0], [1.5, 2.5]]])).tolist()
+    [True, False]
+    """
+    return np.asarray((np.ptp(windows, axis=1) == 0).any(axis=1))
 
 
 def read_relations(version_dir: Path, n_features: int) -> SensorRelations | None:
