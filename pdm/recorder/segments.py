@@ -37,17 +37,12 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from pdm.recorder.schema import SEGMENT_SUFFIX
+from pdm.saving.model_dir import fsync_path
 
 logger = logging.getLogger(__name__)
 
 
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (created, renamed files) durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+fsync_dir = fsync_path  # a directory's entries (created, renamed files) made durable
 
 
 def segment_name(instance: str, now: float | None = None) -> str:

@@ -64,7 +64,8 @@ def write_json(path: Path, data: BaseModel | dict[str, Any]) -> None:
     path.write_text(text + "\n", encoding="utf-8")
 
 
-def _fsync_path(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file, or a directory's entries (created, renamed files)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -82,14 +83,14 @@ def write_version(name_dir: Path | str, write_files: Callable[[Path], None], *, 
     try:
         write_files(tmp)
         for path in [*write_manifest(tmp), tmp / MANIFEST]:
-            _fsync_path(path)
+            fsync_path(path)
         for sub_dir in [p for p in tmp.rglob("*") if p.is_dir()]:
-            _fsync_path(sub_dir)
-        _fsync_path(tmp)
+            fsync_path(sub_dir)
+        fsync_path(tmp)
         version = new_version_name(name_dir)
         final = name_dir / version
         os.rename(tmp, final)
-        _fsync_path(name_dir)
+        fsync_path(name_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -123,7 +124,7 @@ def set_current(name_dir: Path | str, version: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp_name, name_dir / CURRENT)
-    _fsync_path(name_dir)
+    fsync_path(name_dir)
 
 
 def versions(name_dir: Path | str) -> list[str]:

@@ -22,7 +22,7 @@ import uuid
 from pathlib import Path
 
 from pdm.errors import ModelLoadError
-from pdm.saving.model_dir import CURRENT, MANIFEST, TMP_PREFIX, _fsync_path, versions
+from pdm.saving.model_dir import CURRENT, MANIFEST, TMP_PREFIX, fsync_path, versions
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def remove_version(name_dir: Path | str, version: str) -> None:
                              "switch current to another version first")
     hidden = name_dir / f"{TMP_PREFIX}removed-{version}-{uuid.uuid4().hex[:8]}"
     os.rename(name_dir / version, hidden)
-    _fsync_path(name_dir)
+    fsync_path(name_dir)
     shutil.rmtree(hidden)
     logger.info("removed model version %s", name_dir / version)
 

@@ -8,16 +8,14 @@
 
 from __future__ import annotations
 
-import math
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from pdm import timespec
+from pdm.errors import DataError
 from simulators.fleet.machines import TYPES
 
 START_TS = 1_795_392_000.0  # 2026-11-23T00:00:00Z: the default offline start, so files are reproducible
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|min|s|m|h|d|w)")
 TYPE_CYCLE = ("pump", "compressor", "pump", "motor")  # the default mix: half pumps, a quarter of each other
 
 
@@ -26,18 +24,11 @@ class ConfigError(ValueError):
 
 
 def parse_duration(text: str, what: str = "duration") -> float:
-    """Seconds from ``90``, ``90s``, ``15m``, ``6h``, ``7d``, ``1w``, ``1d12h``, ``500ms``."""
-    t = text.strip().lower()
+    """Seconds from ``90``, ``90s``, ``15m``, ``6h``, ``7d``, ``1w``, ``1d12h``, ``500ms`` (`pdm.timespec`)."""
     try:
-        value = float(t)
-    except ValueError:
-        parts = _PART.findall(t)
-        if not parts or "".join(n + u for n, u in parts) != t:
-            raise ConfigError(f"{what}: found {text!r}, expected a duration like 30s, 15m, 6h, 7d or 1d12h") from None
-        value = sum(float(n) * _UNITS[u] for n, u in parts)
-    if not math.isfinite(value) or value < 0:
-        raise ConfigError(f"{what}: found {text!r}, expected a duration >= 0")
-    return value
+        return timespec.parse_duration(text, what)
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def fleet_types(n: int) -> list[str]:

@@ -20,12 +20,13 @@ from datetime import UTC, datetime
 
 from pdm.errors import DataError
 
-_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|min|s|m|h|d|w)")
 
 
 def parse_duration(text: str, what: str = "duration") -> float:
-    """Seconds from a number of seconds or ``<number><unit>...`` (units ms, s, m, h, d, w)."""
+    """Seconds from a number of seconds or ``<number><unit>...`` (units ms, s, m or min, h, d, w); shared by the
+    product's commands and the simulator."""
     t = str(text).strip().lower()
     try:
         value = float(t)
