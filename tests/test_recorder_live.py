@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +26,13 @@ from pdm import contract
 from pdm.recorder import RecordSettings, read_table
 from pdm.recorder.service import Recorder
 from tests.broker import Broker
+from tests.daemon_support import wait_for
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parents[1]
 DAY = 1_795_392_000.0  # 2026-11-23T00:00:00Z
 SENSORS = ["temperature", "vibration", "pressure"]
 TOPICS = contract.Topics()
-# `python -m pdm record` (the command module's register/run, as pdm/cli.py wires every command)
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    assert predicate(), f"timed out after {timeout} s waiting for {what}"
 
 
 class Client:
