@@ -38,22 +38,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# `python -m pdm`, with retrain registered if pdm/cli.py does not register it yet.
-ENTRY = """
-import argparse, sys
-import pdm.cli as cli
-from pdm.commands import models, retrain
-_build = cli.build_parser
-def build():
-    parser = _build()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for name, module in (("retrain", retrain), ("models", models)):
-        if name not in sub.choices:
-            module.register(sub)
-    return parser
-cli.build_parser = build
-sys.exit(cli.main(sys.argv[1:]))
-"""
 DATASETS = {"machine-week": ("pump=1", "7d", 11), "fleet-day": ("pump=100", "1d", 12)}
 EPOCH = re.compile(r"epoch (\d+)/\d+ .*\(([\d.]+) s\)")
 
@@ -90,7 +74,7 @@ def main() -> int:
         shutil.rmtree(model, ignore_errors=True)
         for run in args.runs:
             extra = {"first": [], "champion": ["--no-screen"], "screened": ["--screen"]}[run]
-            cmd = [sys.executable, "-c", ENTRY, "retrain", "--model", str(model), "--data", str(data),
+            cmd = [sys.executable, "-m", "pdm", "retrain", "--model", str(model), "--data", str(data),
                    "--epochs", str(args.epochs), "--force", *extra]
             log = work / f"{run}.log"
             code, wall, rss = child(cmd, log)

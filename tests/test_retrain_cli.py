@@ -22,26 +22,10 @@ from pdm.saving import current_version, ordered_versions, write_version
 from tests.test_retrain_train import SMALL, fleet
 
 ROOT = Path(__file__).resolve().parents[1]
-# `python -m pdm`, with retrain and models registered if pdm/cli.py does not register them yet.
-ENTRY = """
-import argparse, sys
-import pdm.cli as cli
-from pdm.commands import models, retrain
-_build = cli.build_parser
-def build():
-    parser = _build()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for name, module in (("retrain", retrain), ("models", models)):
-        if name not in sub.choices:
-            module.register(sub)
-    return parser
-cli.build_parser = build
-sys.exit(cli.main(sys.argv[1:]))
-"""
 
 
 def command(*args: str | Path) -> list[str]:
-    return [sys.executable, "-c", ENTRY, *map(str, args)]
+    return [sys.executable, "-m", "pdm", *map(str, args)]
 
 
 def pdm(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
