@@ -10,7 +10,7 @@ help:
 	@echo "make demo       run the detector end to end on generated data"
 	@echo "make test       run the whole test suite (installs .venv and mosquitto when missing)"
 	@echo "make test-fast  the suite without tests marked slow"
-	@echo "make lint       ruff (with bandit S rules) and mypy"
+	@echo "make lint       ruff (with bandit S rules), mypy and the import walls (lint-imports)"
 	@echo "make bench      scoring-path benchmark against model.predict"
 	@echo "make models     retrain the demo's shipped models in models/ (simulated normal data, a few minutes each)"
 
@@ -45,6 +45,7 @@ test-fast: $(VENV)/.dev-installed broker
 lint: $(VENV)/.dev-installed
 	$(PY) -m ruff check pdm simulators tests benchmarks
 	$(PY) -m mypy pdm
+	$(VENV)/bin/lint-imports
 
 bench: $(VENV)/.runtime-installed
 	$(PY) benchmarks/scoring_throughput.py

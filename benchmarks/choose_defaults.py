@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pdm import synthetic
-from pdm.alarm import AlarmRule
-from pdm.calibration import Threshold
+from pdm.detectors.alarm import AlarmRule
 from pdm.detectors.base import Detector
+from pdm.detectors.calibration import Threshold
 from pdm.detectors.gru import GRUAutoencoderDetector
 from pdm.detectors.zscore import RobustZScoreDetector
+from tests.support import synthetic
 
 METHODS = ("quantile", "pot")
 RATES = (1e-2, 1e-3, 1e-4, 1e-5)  # 1e-5 added: no briefed candidate got near one false alarm per machine-day

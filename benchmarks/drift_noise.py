@@ -5,8 +5,8 @@ drift and data quality costs per message. The figures behind ``--drift-window``'
    (a compressor, a motor, two pumps); its ``calibration.json`` comes from that fit, as in production.
 2. ``--live-days`` of later normal data are scored per machine (the batch path; the daemon's streaming scores equal
    it), with every sensor offset by 0, 0.5 and 1 robust standard deviations of that machine. The PSI the daemon
-   would publish (the machine's own calibration shares, `pdm.drift`) is taken over sliding spans of 1, 6, 12 and
-   24 h, every 10 minutes; the table gives its median and 90th percentile per machine, and the share of windows
+   would publish (the machine's own calibration shares, `pdm.detectors.drift`) is taken over sliding spans of 1, 6,
+   12 and 24 h, every 10 minutes; the table gives its median and 90th percentile per machine, and the share of windows
    over the threshold (an offset that raises alerts is a fault, not drift).
 3. Cost: one machine's `MachineState.apply` over 2,000 messages of 10 readings with and without the quality
    tracking (`MachineQuality.observe` and `.scored`), and one `MachineQuality.report` (run per state published).
@@ -31,9 +31,9 @@ SHIFTS = (0.0, 0.5, 1.0)
 
 
 def psi_table(days: float, live_days: float) -> None:
+    from pdm.detectors.drift import psi, score_bins
     from pdm.detectors.gru import GRUAutoencoderDetector
-    from pdm.drift import psi, score_bins
-    from tests.daemon_support import SENSORS, TRAIN_START, simulate
+    from tests.support.daemon import SENSORS, TRAIN_START, simulate
 
     data, _ = simulate(4, days * 86_400, TRAIN_START, normal_only=True)
     det = GRUAutoencoderDetector(window=16, hidden=8, latent=4, epochs=3, features=SENSORS, seed=0)
@@ -65,8 +65,8 @@ def cost() -> None:
     from pdm import contract
     from pdm.daemon.machines import MachineState
     from pdm.daemon.models import Models
-    from pdm.daemon.quality import MachineQuality, Rules
-    from tests.daemon_support import LIVE_START, MODEL, SENSORS, machine_arrays, models_dir, simulate
+    from pdm.daemon.quality import DriftSettings, MachineQuality
+    from tests.support.daemon import LIVE_START, MODEL, SENSORS, machine_arrays, models_dir, simulate
 
     slot = Models(models_dir(), {}, MODEL, warm_up=False).slots[MODEL]
     frame, _ = simulate(1, 20_000, LIVE_START, normal_only=True)
@@ -99,7 +99,7 @@ def cost() -> None:
         m.apply(msg, 1)
     t0 = time.perf_counter()
     for _ in range(2000):
-        m.quality.report(slot.drift, "m", slot.features, False, Rules())
+        m.quality.report(slot.drift, "m", slot.features, False, DriftSettings())
     report_us = (time.perf_counter() - t0) / 2000 * 1e6
     print(f"\nper message of 10 readings: apply {without:.1f} us without quality tracking, {with_:.1f} us with "
           f"(x{with_ / without:.2f}; the model call, not timed here, is most of a message's cost); "

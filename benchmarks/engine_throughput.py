@@ -159,10 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     from pdm.detectors.gru import build_autoencoder
+    from pdm.detectors.gru_onnx.export import export_onnx
+    from pdm.detectors.gru_onnx.graph import build_onnx
+    from pdm.detectors.gru_onnx.weights import extract_weights
     from pdm.engines.keras_compiled import CompiledKerasEngine
-    from pdm.engines.onnx_export import export_onnx
-    from pdm.engines.onnx_graph import build_onnx
-    from pdm.engines.onnx_weights import extract_weights
 
     keras.utils.set_random_seed(0)
     model = build_autoencoder(WINDOW, FEATURES, hidden=HIDDEN, latent=LATENT, layers=1, dropout=0.0, cell=args.cell)

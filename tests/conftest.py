@@ -9,9 +9,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pandas as pd
 import pytest
 
-from pdm import synthetic
+from tests.support import synthetic
 
-pytest_plugins = ["tests.broker"]
+pytest_plugins = ["tests.support.broker"]
 
 SENSORS = ["temperature", "vibration", "pressure"]
 

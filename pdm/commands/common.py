@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pdm.data.frames import find_timestamp_column, to_epoch_seconds
+from pdm.detectors.frames import find_timestamp_column, to_epoch_seconds
 from pdm.errors import DataError
 from pdm.io import read_frames
 

@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 
 from pdm.commands.common import MACHINE_COLUMN, add_model_and_data, epoch_seconds, load_data
-from pdm.data.frames import machine_positions
 from pdm.detectors.base import Detector
+from pdm.detectors.frames import machine_positions
 from pdm.errors import DataError, ModelLoadError
 from pdm.evaluation import Report, evaluate_machine, label_spans, summarise
-from pdm.report import plot_machines
+from pdm.evaluation.plots import plot_machines
 
 logger = logging.getLogger(__name__)
 GRU, BASELINE = "GRU autoencoder", "z-score baseline"

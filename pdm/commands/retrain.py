@@ -99,8 +99,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def options_from(args: argparse.Namespace) -> Any:
+    from pdm.contract.timespec import parse_duration, parse_holdout
     from pdm.retrain.run import RetrainOptions
-    from pdm.timespec import parse_duration, parse_holdout
 
     overrides = {name: getattr(args, name) for name, _, _ in HYPER}
     stride = overrides["stride"]
@@ -124,8 +124,8 @@ def options_from(args: argparse.Namespace) -> Any:
 
 def load(args: argparse.Namespace) -> Any:
     """The input as a `RetrainData`, selected by machine, type and time."""
+    from pdm.contract.timespec import parse_duration, parse_time
     from pdm.retrain.data import from_files
-    from pdm.timespec import parse_duration, parse_time
 
     if (args.data is None) == (args.recorder is None):
         raise DataError("input: found " + ("both --data and --recorder" if args.data else "neither --data nor "
@@ -227,8 +227,8 @@ def _print(o: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pdm.contract.timespec import parse_duration
     from pdm.retrain.lock import LockedError
-    from pdm.timespec import parse_duration
 
     interactive = sys.stderr.isatty()
     if args.every is None:

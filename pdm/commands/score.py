@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from pdm.commands.common import MACHINE_COLUMN, add_model_and_data, load_data
-from pdm.data.frames import find_timestamp_column
 from pdm.detectors.base import Detector
+from pdm.detectors.frames import find_timestamp_column
 from pdm.errors import DataError
 
 

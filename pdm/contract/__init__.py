@@ -1,25 +1,27 @@
 """The MQTT contract (docs/mqtt-contract.md, schema 1) in code: topics, payload builders and validators.
 
 No TensorFlow here: the simulator, the scoring daemon and tools all import this. Every validation failure is a
-:class:`pdm.errors.ContractError` subclass whose ``reason`` is a short code for ``PREFIX/rejected`` and whose
+:class:`~pdm.contract.errors.ContractError` subclass whose ``reason`` is a short code for ``PREFIX/rejected`` and whose
 message says what was found and what was expected:
 
-- :class:`~pdm.errors.TopicError` (``bad_topic``): not a contract topic, or an invalid MACHINE.
-- :class:`~pdm.errors.NotJSONError` (``not_json``): not UTF-8 JSON, or not a JSON object.
-- :class:`~pdm.errors.SchemaVersionError` (``schema``): ``schema`` missing (telemetry may omit it) or not 1.
-- :class:`~pdm.errors.MissingFieldError` (``missing_field``): a required key (a needed sensor included) is absent.
-- :class:`~pdm.errors.FieldValueError` (``bad_field``): wrong type or value.
-- :class:`~pdm.errors.MachineMismatchError` (``machine_mismatch``): ``machine_id`` differs from the topic's;
-  :class:`~pdm.errors.TopicMismatchError` (``topic_mismatch``) for a status's service/instance.
+- ``TopicError`` (``bad_topic``): not a contract topic, or an invalid MACHINE.
+- ``NotJSONError`` (``not_json``): not UTF-8 JSON, or not a JSON object.
+- ``SchemaVersionError`` (``schema``): ``schema`` missing (telemetry may omit it) or not 1.
+- ``MissingFieldError`` (``missing_field``): a required key (a needed sensor included) is absent.
+- ``FieldValueError`` (``bad_field``): wrong type or value.
+- ``MachineMismatchError`` (``machine_mismatch``): ``machine_id`` differs from the topic's;
+  ``TopicMismatchError`` (``topic_mismatch``) for a status's service/instance.
 
 >>> topics = Topics("pdm/v1")
 >>> msg = parse_message(topics, "pdm/v1/telemetry/pump-007",
 ...               b'{"machine_id": "pump-007", "ts": 1.0, "temperature": 61.2, "vibration": null, "pressure": 4}')
 >>> msg.machine_id, msg.values.tolist()
 ('pump-007', [[61.2, nan, 4.0]])
->>> parse_message(topics, "pdm/v1/telemetry/pump-008", b'{"machine_id": "pump-007", "ts": 1.0}')
-Traceback (most recent call last):
-pdm.errors.MachineMismatchError: telemetry: machine_id: found 'pump-007', expected 'pump-008' (the topic's MACHINE)
+>>> try:
+...     parse_message(topics, "pdm/v1/telemetry/pump-008", b'{"machine_id": "pump-007", "ts": 1.0}')
+... except ContractError as exc:
+...     print(type(exc).__name__, exc.reason)
+MachineMismatchError machine_mismatch
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pdm.contract._decode import SCHEMA, Payload, decode_object
+from pdm.contract.errors import ContractError, TopicError
 from pdm.contract.messages import (
     EXCERPT_BYTES,
     Alert,
@@ -57,7 +60,6 @@ from pdm.contract.topics import (
     owns,
     shard_of,
 )
-from pdm.errors import TopicError
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -67,6 +69,7 @@ __all__ = [
     "SENSORS",
     "UNITS",
     "Alert",
+    "ContractError",
     "Maintenance",
     "Message",
     "ModelRef",
@@ -101,7 +104,7 @@ __all__ = [
 def parse_message(topics: Topics, topic: str, payload: Payload) -> Telemetry | Message | None:
     """Validate any contract message by its topic (``None``: an empty maintenance payload, which clears it).
 
-    ``scores`` payloads are not specified by the contract and raise :class:`~pdm.errors.TopicError`."""
+    ``scores`` payloads are not specified by the contract and raise :class:`~pdm.contract.errors.TopicError`."""
     info = topics.parse(topic)
     if info.kind == "status":
         return parse_status(payload, info.service, info.instance)

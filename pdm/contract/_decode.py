@@ -9,14 +9,14 @@ from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
-from pdm.contract.topics import is_valid_name
-from pdm.errors import (
+from pdm.contract.errors import (
     FieldValueError,
     MachineMismatchError,
     MissingFieldError,
     NotJSONError,
     SchemaVersionError,
 )
+from pdm.contract.topics import is_valid_name
 
 SCHEMA = 1
 Payload = bytes | bytearray | memoryview | str | Mapping[str, Any]

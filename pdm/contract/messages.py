@@ -1,7 +1,7 @@
 """Truth, maintenance, alert, state, status and rejected payloads (pydantic models, strict types).
 
 Build with the model (``TruthEvent(...)``) and send ``.encode()``; receive with ``parse_<kind>(payload, ...)``,
-which raises a typed :class:`pdm.errors.ContractError` that says what was found and what was expected.
+which raises a typed :class:`pdm.contract.errors.ContractError` that says what was found and what was expected.
 
 >>> e = TruthEvent(machine_id="pump-007", ts=1.0, event="start", fault="stuck", kind="sensor",
 ...                sensor="temperature", fault_id="pump-007-3")
@@ -20,8 +20,8 @@ from typing import Annotated, Any, Literal, Self, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from pdm.contract._decode import Payload, check_machine_id, check_schema, decode_object, raise_validation
+from pdm.contract.errors import TopicMismatchError
 from pdm.contract.topics import NAME_PATTERN
-from pdm.errors import TopicMismatchError
 
 Name = Annotated[str, StringConstraints(pattern=f"^{NAME_PATTERN}$")]
 Text = Annotated[str, StringConstraints(min_length=1)]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from pdm.contract._decode import SCHEMA, Payload, check_machine_id, check_schema, decode_object, is_number, short
-from pdm.errors import FieldValueError, MissingFieldError
+from pdm.contract.errors import FieldValueError, MissingFieldError
 
 SENSORS: tuple[str, ...] = ("temperature", "vibration", "pressure")
 UNITS = {"temperature": "degC", "vibration": "mm/s RMS", "pressure": "bar"}

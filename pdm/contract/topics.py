@@ -18,7 +18,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Literal, TypeGuard
 
-from pdm.errors import TopicError
+from pdm.contract.errors import TopicError
 
 DEFAULT_PREFIX = "pdm/v1"
 NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"

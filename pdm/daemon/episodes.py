@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pdm.alarm import AlarmTracker
 from pdm.contract import alert_id
+from pdm.detectors.alarm import AlarmTracker
 
 CRITICAL_RATIO = 2.0
 

@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pdm.alarm import AlarmTracker
 from pdm.contract import Maintenance, Telemetry
 from pdm.daemon.episodes import OpenAlert
 from pdm.daemon.models import ModelSlot
 from pdm.daemon.quality import MachineQuality
 from pdm.daemon.ring import Ring
-from pdm.data.frames import fill_missing, sliding_windows
+from pdm.detectors.alarm import AlarmTracker
+from pdm.detectors.frames import fill_missing, sliding_windows
 
 logger = logging.getLogger(__name__)
 

@@ -40,15 +40,15 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Inbound(Received):
+class QueuedMessage(Received):
     arrived: float  # time.monotonic() when the network thread received it
 
 
-class Link(SessionLink[ServeSettings]):
+class ScorerLink(SessionLink[ServeSettings]):
     """The daemon's connection; thread-safe ``publish`` and ``ack``."""
 
     def __init__(self, settings: ServeSettings, metrics: Metrics, status: StatusBoard,
-                 inbox: queue.Queue[Inbound]) -> None:
+                 inbox: queue.Queue[QueuedMessage]) -> None:
         self.metrics, self.status, self.inbox = metrics, status, inbox
         self.topics = Topics(settings.prefix)
         super().__init__(settings, self.topics.status(status.service, status.instance), status.payload(online=False))
@@ -145,7 +145,7 @@ class Link(SessionLink[ServeSettings]):
                     if msg.qos > 0:
                         client.ack(msg.mid, msg.qos)
                     return
-            item = Inbound(topic, bytes(msg.payload), msg.qos, msg.mid, time.monotonic())
+            item = QueuedMessage(topic, bytes(msg.payload), msg.qos, msg.mid, time.monotonic())
             if msg.qos > 0:
                 with self._lock:
                     self._unacked += 1
@@ -161,7 +161,7 @@ class Link(SessionLink[ServeSettings]):
             self.metrics.rejected.labels("internal").inc()
             self._log.exception("on_message", "could not queue a message on %s", msg.topic)
 
-    def _put(self, item: Inbound) -> None:
+    def _put(self, item: QueuedMessage) -> None:
         if not self._enqueue(self.inbox, item):
             self._log.warning("closing", "stopping: a message on %s was not queued (QoS %d: %s)", item.topic,
                               item.qos, "not acknowledged, the broker redelivers it to the next run" if item.qos

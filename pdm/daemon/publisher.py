@@ -15,19 +15,19 @@ from pdm.contract import Alert, Rejected, State, Topics
 from pdm.daemon.episodes import Event, severity
 from pdm.daemon.machines import MachineState
 from pdm.daemon.metrics import Metrics
-from pdm.daemon.mqtt_link import Link
-from pdm.daemon.quality import Rules
+from pdm.daemon.mqtt_link import ScorerLink
+from pdm.daemon.quality import DriftSettings
 from pdm.logs import RateLimitedLog
 
 logger = logging.getLogger(__name__)
 
 
 class Publisher:
-    def __init__(self, link: Link, topics: Topics, *, instance: str, qos: int, metrics: Metrics,
-                 heartbeat_s: float, rules: Rules | None = None) -> None:
+    def __init__(self, link: ScorerLink, topics: Topics, *, instance: str, qos: int, metrics: Metrics,
+                 heartbeat_s: float, rules: DriftSettings | None = None) -> None:
         self.link, self.topics, self.instance, self.qos = link, topics, instance, qos
         self.metrics, self.heartbeat_s = metrics, heartbeat_s
-        self.rules = rules or Rules()
+        self.rules = rules or DriftSettings()
         self._log = RateLimitedLog(logger, every_s=10.0)
 
     def alert(self, m: MachineState, event: Event) -> None:

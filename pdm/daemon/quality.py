@@ -9,7 +9,7 @@ The span is not kept across a restart of the daemon: drift is ``unavailable`` ag
 
 **Figures**:
 
-- ``drift_psi``: the population stability index (`pdm.drift.psi`) of the span's scored windows, counted in the
+- ``drift_psi``: the population stability index (`pdm.detectors.drift.psi`) of the span's scored windows, counted in the
   model's score bins, against the machine's own calibration shares (the fleet's for a machine the model was not
   calibrated on); ``drift``: ``stable`` below ``--drift-moderate`` (0.1), ``drifted`` from ``--drift-high`` (0.25),
   ``moderate`` between, ``unavailable`` when the model has no ``calibration.json`` (saved before it existed) or the
@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from pdm.drift import CalibrationSummary, drift_level, psi, score_bins
+from pdm.detectors.drift import CalibrationSummary, drift_level, psi, score_bins
 
 BLOCKS = 24
 MIN_WINDOWS = 100
@@ -62,7 +62,7 @@ N_FIXED = 8
 
 
 @dataclass(frozen=True)
-class Rules:
+class DriftSettings:
     """The drift settings: the span and the PSI levels."""
 
     window_s: float = 86_400.0
@@ -185,7 +185,7 @@ class MachineQuality:
         self.last_values, self.runs = self.last_values[idx], self.runs[[*idx, *(f + i for i in idx)]]
 
     def report(self, ref: Reference, machine_id: str, features: tuple[str, ...], alert_open: bool,
-               rules: Rules) -> dict[str, Any]:
+               rules: DriftSettings) -> dict[str, Any]:
         """The ``quality`` object (see the module); remembers its verdict and drift level."""
         tot = self.counts.sum(axis=0)
         messages, readings = int(tot[MESSAGES]), int(tot[READINGS])
@@ -220,7 +220,7 @@ class MachineQuality:
         oldest = (self.cur - BLOCKS + 1) * self.block_s
         return max(0.0, self.last_ts - max(self.drift_from, oldest))
 
-    def _psi(self, ref: Reference, machine_id: str, windows: int, rules: Rules) -> float | None:
+    def _psi(self, ref: Reference, machine_id: str, windows: int, rules: DriftSettings) -> float | None:
         span = self.span_s()
         if ref.summary is None or windows < MIN_WINDOWS or span is None or span < rules.window_s / 2:
             return None

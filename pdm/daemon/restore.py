@@ -18,8 +18,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pdm.contract import State, Topics, owns, parse_state
+from pdm.contract.errors import ContractError
 from pdm.daemon.settings import ServeSettings
-from pdm.errors import ContractError
 from pdm.mqtt.client import parse_broker, set_credentials
 
 logger = logging.getLogger(__name__)

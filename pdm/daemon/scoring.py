@@ -15,14 +15,14 @@ from collections import defaultdict
 import numpy as np
 
 from pdm.contract import Maintenance, State, Topics, decode_object, parse_maintenance, parse_telemetry
+from pdm.contract.errors import ContractError
 from pdm.daemon.episodes import OpenAlert, step
 from pdm.daemon.machines import MachineState, Ready
 from pdm.daemon.metrics import Metrics
 from pdm.daemon.models import Models, ModelSlot
-from pdm.daemon.mqtt_link import Inbound
+from pdm.daemon.mqtt_link import QueuedMessage
 from pdm.daemon.publisher import Publisher
 from pdm.daemon.settings import ServeSettings
-from pdm.errors import ContractError
 from pdm.logs import RateLimitedLog
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class Scorer:
         self._log = RateLimitedLog(logger, every_s=10.0)
 
     # ------------------------------------------------------------------ one micro-batch
-    def process(self, items: list[Inbound]) -> None:
+    def process(self, items: list[QueuedMessage]) -> None:
         """Apply every message, score what became ready, publish alerts and state changes."""
         pending: dict[str, list[Ready]] = defaultdict(list)
         touched: dict[str, MachineState] = {}
@@ -76,7 +76,7 @@ class Scorer:
         pending.clear()
         self._n_pending = 0
 
-    def _one(self, item: Inbound, pending: dict[str, list[Ready]]) -> MachineState | None:
+    def _one(self, item: QueuedMessage, pending: dict[str, list[Ready]]) -> MachineState | None:
         kind = item.topic[len(self.settings.prefix) + 1 :].split("/", 1)[0]
         self.metrics.messages.labels(kind).inc()
         if len(item.payload) > self.settings.max_payload_bytes:
@@ -105,7 +105,7 @@ class Scorer:
         if m is not None:
             m.quality.rejected()
 
-    def _telemetry(self, item: Inbound, pending: dict[str, list[Ready]]) -> MachineState | None:
+    def _telemetry(self, item: QueuedMessage, pending: dict[str, list[Ready]]) -> MachineState | None:
         machine_id = self.topics.machine_of(item.topic)
         obj = decode_object(item.payload, "telemetry")
         mtype = obj.get("machine_type")
@@ -155,7 +155,7 @@ class Scorer:
         self.machines[machine_id] = m
         return m
 
-    def _maintenance(self, item: Inbound) -> MachineState | None:
+    def _maintenance(self, item: QueuedMessage) -> MachineState | None:
         machine_id = self.topics.machine_of(item.topic, "maintenance")
         window = parse_maintenance(item.payload, machine_id)
         self.maintenance[machine_id] = window

@@ -19,9 +19,9 @@ from pdm import __version__
 from pdm.contract import Status, Topics
 from pdm.daemon.metrics import HealthServer, Metrics
 from pdm.daemon.models import Models
-from pdm.daemon.mqtt_link import Inbound, Link
+from pdm.daemon.mqtt_link import QueuedMessage, ScorerLink
 from pdm.daemon.publisher import Publisher
-from pdm.daemon.quality import Rules
+from pdm.daemon.quality import DriftSettings
 from pdm.daemon.reload import Loaded, ModelWatcher, Refused
 from pdm.daemon.restore import open_alerts
 from pdm.daemon.scoring import Scorer
@@ -50,14 +50,15 @@ class Daemon:
         self.status = StatusBoard(Status(state="online", service="scorer", instance=settings.effective_instance,
                                          version=__version__, model=main.ref, started_at=time.time()),
                                   main.name, [s.ref for s in self.models.slots.values()])
-        self.inbox: queue.Queue[Inbound] = queue.Queue(maxsize=settings.queue_size)
-        self.link = Link(settings, self.metrics, self.status, self.inbox)
+        self.inbox: queue.Queue[QueuedMessage] = queue.Queue(maxsize=settings.queue_size)
+        self.link = ScorerLink(settings, self.metrics, self.status, self.inbox)
         # a state is due two housekeeping ticks before the heartbeat, so it is never republished later than that
         self.housekeeping_s = min(HOUSEKEEPING_S, settings.heartbeat / 4)
         self.publisher = Publisher(self.link, Topics(settings.prefix), instance=settings.effective_instance,
                                    qos=settings.qos, metrics=self.metrics,
                                    heartbeat_s=settings.heartbeat - 2 * self.housekeeping_s,
-                                   rules=Rules(settings.drift_window, settings.drift_moderate, settings.drift_high))
+                                   rules=DriftSettings(settings.drift_window, settings.drift_moderate,
+                                                       settings.drift_high))
         self.watcher = ModelWatcher(self.models.models_dir, self.models.slots, settings.reload_interval,
                                     settings.warm_up, settings.engine)
         self.scorer: Scorer | None = None
@@ -116,7 +117,7 @@ class Daemon:
 
         return Recorder(for_serve(self.settings, self.settings.record_dir))
 
-    def _take(self, timeout: float) -> list[Inbound]:
+    def _take(self, timeout: float) -> list[QueuedMessage]:
         try:
             items = [self.inbox.get(timeout=timeout)]
         except queue.Empty:

@@ -21,7 +21,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from pdm.contract import SENSORS, Alert, Topics, parse_alert, parse_state, parse_status, parse_telemetry, parse_truth
-from pdm.errors import ContractError
+from pdm.contract.errors import ContractError
 
 logger = logging.getLogger(__name__)
 

@@ -110,7 +110,7 @@ def _frames(m: MachineView, threshold: float) -> tuple[pd.DataFrame, pd.DataFram
 
 def write_report(observer: Observer, verdict: DemoVerdict, out_dir: Path) -> Path:
     """``report.png``: one column per machine with a fault or an alert (at least one), sensors and score."""
-    from pdm.report import plot_machines
+    from pdm.evaluation.plots import plot_machines
 
     with observer.lock:
         machines = sorted(observer.machines.values(), key=lambda m: m.machine_id)

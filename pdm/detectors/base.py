@@ -30,9 +30,11 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from pdm.alarm import AlarmRule
-from pdm.calibration import Threshold, ThresholdMethod
-from pdm.data.frames import (
+from pdm.detectors.alarm import AlarmRule
+from pdm.detectors.calibration import Threshold, ThresholdMethod
+from pdm.detectors.config import DetectorConfig, FeatureInfo, feature_infos, runtime_versions
+from pdm.detectors.drift import CalibrationSummary
+from pdm.detectors.frames import (
     PreparedFrame,
     fill_missing,
     find_timestamp_column,
@@ -44,8 +46,7 @@ from pdm.data.frames import (
     sliding_windows,
     split_by_machine,
 )
-from pdm.detectors.config import DetectorConfig, FeatureInfo, feature_infos, runtime_versions
-from pdm.drift import CalibrationSummary
+from pdm.detectors.scaling import Scaler, ScalingMode
 from pdm.engines.choice import check_engine_setting
 from pdm.engines.onnx_engine import ONNX_FILE
 from pdm.errors import ChecksumMismatchError, CorruptModelError, DataError, ModelLoadError, NotFittedError
@@ -59,14 +60,13 @@ from pdm.saving import (
 )
 from pdm.saving import write_version as _write_version
 from pdm.saving.model_dir import sha256_file
-from pdm.scaling import Scaler, ScalingMode
 
 logger = logging.getLogger(__name__)
 
 Frames = pd.DataFrame | Sequence[pd.DataFrame] | Mapping[str, pd.DataFrame]
 Progress = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, figures) after each epoch
 MIN_CALIBRATION_WINDOWS = 100
-CALIBRATION_FILE = "calibration.json"  # the calibration score distribution (`pdm.drift`); older versions lack it
+CALIBRATION_FILE = "calibration.json"  # calibration score distribution (`pdm.detectors.drift`); older versions lack it
 
 
 class Detector(ABC):
@@ -342,7 +342,7 @@ class Detector(ABC):
     def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Streaming entry point: scaled, filled windows (B, window, F) -> scores (B,) and contributions (B, F).
 
-        Build the windows with ``scaler_.transform(values, machine_id)`` and `pdm.data.frames.fill_missing`; the
+        Build the windows with ``scaler_.transform(values, machine_id)`` and `pdm.detectors.frames.fill_missing`; the
         verdict is ``score > threshold_.value`` and ``alarm_rule_.tracker()`` keeps each machine's alarm state."""
         self._check_fitted()
         windows = np.asarray(windows, dtype=np.float32)

@@ -37,17 +37,17 @@ from typing import Any, Literal, Self
 
 import numpy as np
 
-from pdm.calibration import ThresholdMethod
-from pdm.data.frames import sliding_windows
 from pdm.detectors.base import Detector, Frames, Progress
+from pdm.detectors.calibration import ThresholdMethod
+from pdm.detectors.frames import sliding_windows
 from pdm.detectors.relations import RELATIONS_FILE, SensorRelations, read_relations
+from pdm.detectors.scaling import ScalingMode
 from pdm.engines import Engine, window_errors
 from pdm.engines.choice import choose_engine
 from pdm.engines.onnx_engine import ONNX_FILE
 from pdm.errors import CorruptModelError, DataError
 from pdm.saving import write_json
 from pdm.saving.model_dir import sha256_file
-from pdm.scaling import ScalingMode
 from pdm.tf_import import import_tensorflow_quietly
 
 logger = logging.getLogger(__name__)
@@ -278,11 +278,11 @@ class GRUAutoencoderDetector(Detector):
 
     # ----------------------------------------------------------------- persistence
     def _save_core(self, directory: Path) -> None:
-        """``model.keras``, ``model.onnx`` (exported from it and verified, `pdm.engines.onnx_export`) and the
+        """``model.keras``, ``model.onnx`` (exported from it and verified, `pdm.detectors.gru_onnx.export`) and the
         envelope. A detector loaded without Keras (ONNX engine) copies both model files of the version it came
         from, which were verified when it was loaded."""
         if hasattr(self, "model_"):
-            from pdm.engines.onnx_export import export_onnx
+            from pdm.detectors.gru_onnx.export import export_onnx
 
             self.model_.save(directory / MODEL_FILE)
             data = export_onnx(self.model_, keras_sha256=sha256_file(directory / MODEL_FILE), seed=self.seed)

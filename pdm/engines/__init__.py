@@ -5,7 +5,7 @@ model's own output to 1e-5 (``warm_up()`` is optional). Two implementations:
 
 - `pdm.engines.keras_compiled.CompiledKerasEngine`: the Keras model compiled with XLA (imports TensorFlow).
 - `pdm.engines.onnx_engine.OnnxEngine`: ONNX Runtime on ``model.onnx``, written at every save by
-  `pdm.engines.onnx_export` (no TensorFlow at run time).
+  `pdm.detectors.gru_onnx.export` (no TensorFlow at run time).
 
 `pdm.engines.choice` picks one for a saved model from the ``engine`` setting ("auto", "onnx", "keras").
 """

@@ -35,8 +35,7 @@ from pdm.contract import (
     parse_telemetry,
     parse_truth,
 )
-from pdm.contract.messages import Epoch, Name
-from pdm.errors import (
+from pdm.contract.errors import (
     ContractError,
     FieldValueError,
     MachineMismatchError,
@@ -44,10 +43,11 @@ from pdm.errors import (
     PayloadError,
     SchemaVersionError,
 )
+from pdm.contract.messages import Epoch, Name
 from pdm.logs import RateLimitedLog
 from pdm.recorder.buffers import RowBuffer, TelemetryBuffer
 from pdm.recorder.counters import Counters
-from pdm.recorder.link import Inbound
+from pdm.recorder.link import RecorderMessage
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class Handler:
         self._last_state: dict[str, tuple[Any, ...]] = {}
         self._log = RateLimitedLog(logger, every_s=10.0)
 
-    def handle(self, item: Inbound) -> None:
+    def handle(self, item: RecorderMessage) -> None:
         """Record one message, or count and record its rejection; never raises."""
         kind, machine = "?", None
         try:
@@ -129,7 +129,7 @@ class Handler:
             self._log.exception("internal", "could not record a message on %s", item.topic)
             self._reject(item, kind, machine, "internal", f"{type(exc).__name__}: {exc}")
 
-    def _machine_message(self, kind: str, machine: str, item: Inbound) -> None:
+    def _machine_message(self, kind: str, machine: str, item: RecorderMessage) -> None:
         at, payload = item.received_at, item.payload
         if kind == "telemetry":
             t = parse_telemetry(payload, machine, self.sensors)
@@ -176,7 +176,7 @@ class Handler:
             buf.add(row)
             self.counters.inc(f"rows.{table}")
 
-    def _reject(self, item: Inbound, kind: str, machine: str | None, reason: str, detail: str) -> None:
+    def _reject(self, item: RecorderMessage, kind: str, machine: str | None, reason: str, detail: str) -> None:
         self.counters.inc(f"rejected.{reason}")
         self._log.warning(f"rejected:{reason}", "rejected a message on %s: %s: %s", item.topic, reason, detail)
         excerpt = Rejected.build(item.topic, reason, "", item.payload, ts=item.received_at).payload_excerpt

@@ -37,16 +37,16 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Inbound(Received):
+class RecorderMessage(Received):
     retain: bool
     received_at: float  # time.time() when the network thread received it
 
 
-class Link(SessionLink[RecordSettings]):
+class RecorderLink(SessionLink[RecordSettings]):
     """Connection, subscriptions and status; thread-safe ``ack``."""
 
-    def __init__(self, settings: RecordSettings, status: Status, inbox: queue.Queue[Inbound], counters: Counters,
-                 subscriptions: list[tuple[str, int]]) -> None:
+    def __init__(self, settings: RecordSettings, status: Status, inbox: queue.Queue[RecorderMessage],
+                 counters: Counters, subscriptions: list[tuple[str, int]]) -> None:
         self.status, self.inbox, self.counters = status, inbox, counters
         self.subscriptions = subscriptions
         self.topics = Topics(settings.prefix)
@@ -98,7 +98,7 @@ class Link(SessionLink[RecordSettings]):
                 if msg.qos > 0:
                     client.ack(msg.mid, msg.qos)
                 return
-            item = Inbound(msg.topic, bytes(msg.payload), msg.qos, msg.mid, bool(msg.retain), time.time())
+            item = RecorderMessage(msg.topic, bytes(msg.payload), msg.qos, msg.mid, bool(msg.retain), time.time())
             self._enqueue(self.inbox, item)
         except Exception:  # per message: a raise here would end paho's network loop
             self.counters.inc("rejected.internal")

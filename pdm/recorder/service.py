@@ -31,7 +31,7 @@ from pdm.recorder.compact import Compactor
 from pdm.recorder.counters import Counters
 from pdm.recorder.handler import Handler
 from pdm.recorder.journal import Journal
-from pdm.recorder.link import Inbound, Link
+from pdm.recorder.link import RecorderLink, RecorderMessage
 from pdm.recorder.retention import apply_retention, remove_leftovers
 from pdm.recorder.schema import TABLES, WAL_DIR, RecorderError, table_specs
 from pdm.recorder.segments import list_segments
@@ -55,7 +55,7 @@ class Recorder:
         self.specs = table_specs(s.sensors)
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # set once connected and recording
-        self.inbox: queue.Queue[Inbound] = queue.Queue(maxsize=s.queue_size)
+        self.inbox: queue.Queue[RecorderMessage] = queue.Queue(maxsize=s.queue_size)
         self.status = Status(state="online", service="recorder", instance=self.instance, version=__version__,
                              started_at=time.time())
         self.compactor = Compactor(self.root, self.specs, s.compression, self.counters, after=self.apply_retention)
@@ -67,7 +67,7 @@ class Recorder:
                 for table, kind in KIND_OF_TABLE.items() if table in s.tables]
         if "status" in s.tables:
             subs.append((f"{s.prefix}/status/+/+", s.qos))
-        self.link = Link(s, self.status, self.inbox, self.counters, subs)
+        self.link = RecorderLink(s, self.status, self.inbox, self.counters, subs)
         self._writer = threading.Thread(target=self._write_loop, name="pdm-recorder-writer", daemon=True)
         self._lock_file: int | None = None
         self._stopped = False
@@ -156,7 +156,7 @@ class Recorder:
             self.counters.inc("partitions_removed", len(removed))
 
     # ------------------------------------------------------------------ the writer thread
-    def _take(self, pending: list[Inbound], timeout: float, limit: int = MAX_TAKE) -> int:
+    def _take(self, pending: list[RecorderMessage], timeout: float, limit: int = MAX_TAKE) -> int:
         try:
             items = [self.inbox.get(timeout=timeout) if timeout > 0 else self.inbox.get_nowait()]
         except queue.Empty:
@@ -171,7 +171,7 @@ class Recorder:
         pending.extend(items)
         return len(items)
 
-    def _flush(self, pending: list[Inbound]) -> tuple[list[Inbound], bool]:
+    def _flush(self, pending: list[RecorderMessage]) -> tuple[list[RecorderMessage], bool]:
         ok = self.journal.flush()
         if not ok:
             return pending, False  # not acknowledged: the broker keeps them
@@ -180,7 +180,7 @@ class Recorder:
 
     def _write_loop(self) -> None:
         s = self.settings
-        pending: list[Inbound] = []
+        pending: list[RecorderMessage] = []
         ack_at = max(1, s.receive_maximum // 2)
         now = time.monotonic()
         next_flush, next_stats, last_ok = now + s.flush_interval, now + s.stats_interval, True

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pdm.data.frames import find_timestamp_column, machine_positions, numeric_columns, to_epoch_seconds
+from pdm.detectors.frames import find_timestamp_column, machine_positions, numeric_columns, to_epoch_seconds
 from pdm.errors import DataError
 from pdm.evaluation import FaultSpan, label_spans
 from pdm.io import read_frames

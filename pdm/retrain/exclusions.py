@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pdm.data.frames import machine_positions
+from pdm.detectors.frames import machine_positions
 from pdm.evaluation import FaultSpan
 from pdm.retrain.data import MID, TS, Exclusion
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import pandas as pd
 
-from pdm.data.frames import machine_positions, median_period
 from pdm.detectors.base import Detector
+from pdm.detectors.frames import machine_positions, median_period
 from pdm.detectors.gru import GRUAutoencoderDetector
 from pdm.detectors.zscore import RobustZScoreDetector
 from pdm.errors import PdmError

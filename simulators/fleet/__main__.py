@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pdm.errors import PdmError
+from pdm.contract import ContractError
 from simulators.fleet.config import (
     START_TS,
     ConfigError,
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         if argv[:1] == ["plot"]:
             return run_plot(argv[1:])
         return run(argv)
-    except (PdmError, ConfigError, OSError) as exc:
+    except (ContractError, ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

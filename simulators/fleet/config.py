@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from pdm import timespec
-from pdm.errors import DataError
+from pdm.contract import timespec
+from simulators.fleet.faults import FAULT_TYPES, SENSORS, ForcedFault
 from simulators.fleet.machines import TYPES
 
 START_TS = 1_795_392_000.0  # 2026-11-23T00:00:00Z: the default offline start, so files are reproducible
@@ -24,10 +24,10 @@ class ConfigError(ValueError):
 
 
 def parse_duration(text: str, what: str = "duration") -> float:
-    """Seconds from ``90``, ``90s``, ``15m``, ``6h``, ``7d``, ``1w``, ``1d12h``, ``500ms`` (`pdm.timespec`)."""
+    """Seconds from ``90``, ``90s``, ``15m``, ``6h``, ``7d``, ``1w``, ``1d12h``, ``500ms`` (`pdm.contract.timespec`)."""
     try:
         return timespec.parse_duration(text, what)
-    except DataError as exc:
+    except ValueError as exc:  # pdm.errors.DataError
         raise ConfigError(str(exc)) from None
 
 
@@ -65,22 +65,8 @@ def fleet_ids(types: list[str]) -> tuple[list[str], list[str]]:
     return ids, list(types)
 
 
-@dataclass(frozen=True)
-class ForcedFault:
-    """A fault placed by hand: on ``machine_id``, ``start_s`` after the simulation start, for ``duration_s``."""
-
-    machine_id: str
-    type: str
-    start_s: float
-    duration_s: float | None = None  # None: the type's typical duration
-    severity: float = 0.8
-    sensor: str | None = None
-
-
 def parse_fault(text: str) -> ForcedFault:
     """``machine=pump-001,type=bearing_wear,start=2d,duration=20h[,severity=0.8][,sensor=temperature]``."""
-    from simulators.fleet.faults import FAULT_TYPES, SENSORS
-
     fields: dict[str, str] = {}
     for item in text.split(","):
         key, sep, value = item.strip().partition("=")

@@ -14,13 +14,24 @@ from typing import Literal
 import numpy as np
 
 from pdm.contract import SENSORS
-from simulators.fleet.config import ForcedFault
 from simulators.fleet.machines import DAY_S, TYPES, Effects
 
 logger = logging.getLogger(__name__)
 
 H = 3600.0
 Kind = Literal["machine", "sensor"]
+
+
+@dataclass(frozen=True)
+class ForcedFault:
+    """A fault placed by hand: on ``machine_id``, ``start_s`` after the simulation start, for ``duration_s``."""
+
+    machine_id: str
+    type: str
+    start_s: float
+    duration_s: float | None = None  # None: the type's typical duration
+    severity: float = 0.8
+    sensor: str | None = None
 
 
 @dataclass(frozen=True)

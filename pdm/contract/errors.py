@@ -1,0 +1,67 @@
+r"""The contract's typed errors: what a topic or payload that breaks the MQTT contract raises.
+
+Each has a short stable ``reason`` code, the ``reason`` of a ``PREFIX/rejected`` dead letter. They are
+`pdm.errors.DataError`\ s, so a command prints them as one ``error:`` line like every other input problem.
+"""
+
+from __future__ import annotations
+
+from pdm.errors import DataError
+
+
+class ContractError(DataError):
+    """A topic or payload does not follow the MQTT contract (docs/mqtt-contract.md).
+
+    ``reason`` is a short stable code (the ``reason`` of a ``PREFIX/rejected`` dead letter); the message says what
+    was found and what was expected.
+    """
+
+    reason = "contract"
+
+
+class TopicError(ContractError):
+    """A topic is not one of the contract's topics: wrong prefix, unknown kind, or an invalid machine id."""
+
+    reason = "bad_topic"
+
+
+class PayloadError(ContractError):
+    """A payload does not follow the contract."""
+
+    reason = "bad_payload"
+
+
+class NotJSONError(PayloadError):
+    """A payload is not UTF-8 JSON, or not a JSON object."""
+
+    reason = "not_json"
+
+
+class SchemaVersionError(PayloadError):
+    """A payload's ``schema`` is missing (where required) or is not a version this code understands."""
+
+    reason = "schema"
+
+
+class MissingFieldError(PayloadError):
+    """A required key is absent (a needed sensor's key included; a ``null`` value is not absent)."""
+
+    reason = "missing_field"
+
+
+class FieldValueError(PayloadError):
+    """A field has the wrong type or an invalid value."""
+
+    reason = "bad_field"
+
+
+class TopicMismatchError(PayloadError):
+    """A payload names a different machine, service or instance than its topic."""
+
+    reason = "topic_mismatch"
+
+
+class MachineMismatchError(TopicMismatchError):
+    """A payload's ``machine_id`` differs from the machine id in its topic."""
+
+    reason = "machine_mismatch"

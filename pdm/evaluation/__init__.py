@@ -1,0 +1,18 @@
+"""How detections are judged (`pdm.evaluation.judge`) and drawn (`pdm.evaluation.plots`, matplotlib, imported only
+when a plot is asked for). Used by ``evaluate``, the demo, retraining and the benchmarks."""
+
+from pdm.evaluation.judge import (
+    DAY_S,
+    EventResult,
+    FaultSpan,
+    MachineResult,
+    Report,
+    alarm_episodes,
+    evaluate_machine,
+    label_spans,
+    label_value,
+    summarise,
+)
+
+__all__ = ["DAY_S", "EventResult", "FaultSpan", "MachineResult", "Report", "alarm_episodes", "evaluate_machine",
+           "label_spans", "label_value", "summarise"]

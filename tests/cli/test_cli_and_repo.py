@@ -1,0 +1,53 @@
+"""The command line as a user runs it (subprocess), and the repository promises."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from pdm.detectors.zscore import RobustZScoreDetector
+from tests.support.cli import pdm
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_help_lists_subcommands() -> None:
+    result = pdm("--help")
+    assert result.returncode == 0
+    for command in ("train", "score", "evaluate", "info", "demo"):
+        assert command in result.stdout
+
+
+def test_info_verifies_and_summarises_a_model(zscore: RobustZScoreDetector, tmp_path: Path) -> None:
+    version = zscore.save(tmp_path / "pump")
+    result = pdm("info", str(tmp_path / "pump"))
+    assert result.returncode == 0, result.stderr
+    assert "checksums OK" in result.stdout and str(version) in result.stdout
+    assert "temperature [degC]" in result.stdout
+
+
+def test_info_on_a_tampered_model_is_one_line_and_nonzero(zscore: RobustZScoreDetector, tmp_path: Path) -> None:
+    version = zscore.save(tmp_path / "pump")
+    (version / "scaler.json").write_text("{}")
+    result = pdm("info", str(version))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "scaler.json" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_console_script_named_pdm() -> None:
+    text = (ROOT / "pyproject.toml").read_text()
+    assert "[project.scripts]" not in text or "\npdm =" not in text
+
+
+def test_readme_shows_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
+
+
+def test_importing_pdm_does_not_import_tensorflow() -> None:
+    code = ("import pdm, pdm.detectors, pdm.saving, pdm.detectors.alarm, pdm.detectors.calibration, sys; "
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

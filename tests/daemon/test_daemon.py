@@ -1,0 +1,152 @@
+"""Scoring daemon, unit level (no broker): streaming windows equal the batch path's, the reading rules, alert
+episodes, and the settings' precedence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pdm import contract
+from pdm.daemon.episodes import OpenAlert, step
+from pdm.daemon.machines import MachineState
+from pdm.daemon.models import Models
+from pdm.daemon.settings import SettingsError, load_settings
+from pdm.detectors.alarm import AlarmRule
+from tests.support.daemon import LIVE_START, MODEL, SENSORS, machine_arrays, models_dir, simulate
+
+
+@pytest.fixture(scope="module")
+def models() -> Models:
+    return Models(models_dir(), {}, MODEL, warm_up=False)
+
+
+def message(machine: str, seq: int, ts: np.ndarray, values: np.ndarray) -> contract.Telemetry:
+    cols = {s: values[:, j].tolist() for j, s in enumerate(SENSORS)}
+    return contract.parse_telemetry(contract.encode_batch(machine, seq, ts.tolist(), cols), machine, SENSORS)
+
+
+def stream(m: MachineState, ts: np.ndarray, values: np.ndarray, size: int = 60, stride: int = 1,
+           ) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """Feed ``m`` in messages of ``size`` readings; returns window end times, scores and alarm states."""
+    det = m.slot.detector
+    ends, scores, alarms = [], [], []
+    for k, i in enumerate(range(0, len(ts), size)):
+        ready = m.apply(message(m.machine_id, k, ts[i : i + size], values[i : i + size]), stride).ready
+        if ready is None:
+            continue
+        s, sh = det.score_windows(ready.windows)
+        for j in range(len(s)):
+            m.open_alert, _ = step(m.tracker, m.open_alert, m.machine_id, score=float(s[j]),
+                                   shares=dict(zip(SENSORS, sh[j].tolist(), strict=True)),
+                                   start=float(ready.start_ts[j]), end=float(ready.end_ts[j]),
+                                   threshold=m.slot.threshold)
+            alarms.append(m.tracker.active)
+        ends.extend(ready.end_ts.tolist())
+        scores.extend(s.tolist())
+    return np.array(ends), np.array(scores), alarms
+
+
+def test_streaming_scores_and_alarms_equal_the_batch_path(models: Models) -> None:
+    data, _ = simulate(4, 1800, LIVE_START, fault_rate_per_day=0.0, forced=[])
+    ts, values = machine_arrays(data, "pump-001")
+    values[100:130, 1] = np.nan  # a vibration dropout: last observation carried forward
+    values[0:5, 0] = np.nan  # missing since the segment's start: 0 (the training median)
+    values[900:1100, 1] += 6.0  # a vibration step, so the alarm rule has something to do
+    slot = models.slots[MODEL]
+    frame = pd.DataFrame({"timestamp": ts, **{s: values[:, j] for j, s in enumerate(SENSORS)}})
+    batch = slot.detector.detect(frame, machine_id="pump-001")
+    m = MachineState.create("pump-001", slot, "pump")
+    ends, scores, alarms = stream(m, ts, values, size=37)  # messages that do not line up with windows
+    expected = batch.dropna(subset=["score"])
+    assert np.array_equal(ends, ts[slot.window - 1 :])
+    np.testing.assert_allclose(scores, expected["score"].to_numpy(), rtol=1e-4, atol=1e-5)
+    assert alarms == expected["alarm"].tolist()
+    assert any(alarms), "the vibration step should raise the alarm"
+
+
+def test_duplicates_late_readings_gaps_and_stride(models: Models) -> None:
+    slot = models.slots[MODEL]
+    m = MachineState.create("pump-009", slot, None)  # a machine the model has not seen: global scaling
+    ts = LIVE_START + np.arange(40.0)
+    values = np.tile([40.0, 1.5, 3.0], (40, 1))
+    first = m.apply(message("pump-009", 0, ts[:20], values[:20]), stride=1)
+    assert first.readings == 20 and first.ready is not None and len(first.ready.windows) == 20 - slot.window + 1
+    again = m.apply(message("pump-009", 0, ts[:20], values[:20]), stride=1)  # repeated seq
+    assert again.duplicate_message and again.duplicates == 20 and again.ready is None
+    mixed = message("pump-009", 1, np.r_[ts[19], ts[10], ts[20:25]], values[:7])  # same ts, late, 5 new
+    applied = m.apply(mixed, stride=1)
+    assert (applied.duplicates, applied.late, applied.readings) == (1, 1, 5)
+    assert applied.ready is not None and applied.ready.end_ts.tolist() == ts[20:25].tolist()
+    assert m.state == "normal"
+    gap_ts = ts[25:40] + 10 * slot.max_gap_s  # a gap larger than the model allows
+    gapped = m.apply(message("pump-009", 2, gap_ts, values[25:40]), stride=1)
+    assert gapped.gaps == 1 and gapped.ready is None and m.state == "warming_up"
+    strided = MachineState.create("pump-001", slot, "pump")
+    got = strided.apply(message("pump-001", 0, ts, values), stride=4).ready
+    assert got is not None
+    assert got.end_ts.tolist() == ts[slot.window - 1 :: 4].tolist()
+    assert got.start_ts.tolist() == ts[: 40 - slot.window + 1 : 4].tolist()
+
+
+def test_one_raised_and_one_cleared_per_episode_with_contract_ids() -> None:
+    rule = AlarmRule(k=2, n=3, m=2)
+    tracker, alert = rule.tracker(), None
+    events = []
+    for i, score in enumerate([0.1, 2.0, 3.0, 5.0, 2.5, 0.1, 0.2, 0.1, 2.0]):
+        alert, ev = step(tracker, alert, "pump-1", score=score, shares={"a": 0.25, "b": 0.75}, start=i - 15.0,
+                         end=float(i), threshold=1.0)
+        if ev:
+            events.append((ev.kind, ev.alert.alert_id, ev.score, ev.ts))
+    assert events == [("raised", "pump-1-2000", 3.0, 2.0), ("cleared", "pump-1-2000", 5.0, 6.0)]
+    # a restored alert is not raised again and clears with its own id
+    tracker, restored = rule.tracker(), OpenAlert.restored("pump-1", "pump-1-2000", 2.0, 5.0, 15.0)
+    tracker.active = True
+    kinds = []
+    for i, score in enumerate([3.0, 3.0, 0.1, 0.1]):
+        restored_or_none, ev = step(tracker, restored, "pump-1", score=score, shares={"a": 1.0}, start=20.0 + i,
+                                    end=30.0 + i, threshold=1.0)
+        restored = restored_or_none  # type: ignore[assignment]
+        if ev:
+            kinds.append((ev.kind, ev.alert.alert_id, ev.alert.window_end))
+    assert kinds == [("cleared", "pump-1-2000", 2.0)]
+    alert_msg = contract.Alert(alert_id="pump-1-2000", machine_id="pump-1", event="cleared", ts=33.0, window_start=0.0,
+                               window_end=2.0, score=5.0, threshold=1.0, severity="critical",
+                               contributions={"a": 1.0}, model=contract.ModelRef(name="m", version="v"), instance="s-0")
+    assert contract.parse_alert(alert_msg.encode()).alert_id == "pump-1-2000"
+
+
+def test_settings_precedence_cli_env_file_default(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "serve.toml"
+    config.write_text('[serve]\nstride = 5\nstale-timeout = 42\nprefix = "plant/v1"\nheartbeat = 20\n')
+    monkeypatch.setenv("PDM_STRIDE", "3")
+    monkeypatch.setenv("PDM_HEARTBEAT", "10")
+    monkeypatch.setenv("PDM_MQTT_PASSWORD", "hunter2")
+    s = load_settings({"stride": "2"}, config)
+    assert (s.stride, s.heartbeat, s.stale_timeout, s.prefix, s.qos) == (2, 10.0, 42.0, "plant/v1", 1)
+    assert s.password() == "hunter2" and "hunter2" not in repr(s) and "hunter2" not in str(s)
+    config.write_text("mqtt_password = 'x'\n")
+    with pytest.raises(SettingsError, match="mqtt_password"):
+        load_settings({}, config)
+    with pytest.raises(SettingsError, match="--shard"):
+        load_settings({"shard": "2/2"})
+    with pytest.raises(SettingsError, match="heartbeat"):
+        load_settings({"heartbeat": "90"})
+
+
+
+def test_the_engine_setting_chooses_the_engine_and_both_score_alike() -> None:
+    slots = {e: Models(models_dir(), {}, MODEL, warm_up=False, engine=e).slots[MODEL]
+             for e in ("auto", "onnx", "keras")}
+    names = {e: type(s.detector.engine_).__name__ for e, s in slots.items()}  # type: ignore[attr-defined]
+    assert names == {"auto": "OnnxEngine", "onnx": "OnnxEngine", "keras": "CompiledKerasEngine"}
+    frame, _ = simulate(1, 400, LIVE_START, normal_only=True)
+    mid = str(frame["machine_id"].iloc[0])
+    _, values = machine_arrays(frame, mid)
+    det = slots["keras"].detector
+    scaled = det.scaler_.transform(values, mid).astype(np.float32)
+    windows = np.stack([scaled[i : i + det.window_length] for i in range(0, 300, 7)])
+    onnx_scores, onnx_shares = slots["onnx"].detector.score_windows(windows)
+    keras_scores, keras_shares = det.score_windows(windows)
+    np.testing.assert_allclose(onnx_scores, keras_scores, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(onnx_shares, keras_shares, atol=1e-4)

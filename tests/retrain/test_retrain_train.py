@@ -1,0 +1,176 @@
+"""Retraining with real (tiny) GRU models: the guard against learning a fault, promotion switching ``current``
+atomically under a concurrent reader, the champion kept when the challenger is worse, fine-tuning, pruning."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pdm.detectors.base import Detector
+from pdm.errors import DataError, PdmError
+from pdm.retrain import RetrainOptions, from_frame, retrain
+from pdm.retrain.catalog import list_versions
+from pdm.retrain.report import REPORT_JSON, REPORT_PNG
+from pdm.retrain.screen import screen
+from pdm.saving import current_version, ordered_versions
+from tests.support.retrain import FAULT, SMALL, fleet
+
+
+def options(**kw: object) -> RetrainOptions:
+    base: dict[str, object] = {"overrides": dict(SMALL), "margin_before_s": 60.0, "margin_after_s": 60.0}
+    return RetrainOptions(**(base | kw))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def champion_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first version of models/pump, written by a retrain with no champion (promoted: nothing to beat)."""
+    name_dir = tmp_path_factory.mktemp("champion") / "pump"
+    out = retrain(from_frame(fleet(3000, 1), label_column="fault"), name_dir, options())
+    assert out.promoted and out.champion_version is None and "no champion" in out.decision.reasons[0]
+    return name_dir
+
+
+def copy_of(champion_dir: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(champion_dir, tmp_path / "pump"))
+
+
+@pytest.fixture(scope="module")
+def promoted(champion_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A retrain on data holding a labelled fault, promoted, while a thread loads the model in a loop."""
+    name_dir = copy_of(champion_dir, tmp_path_factory.mktemp("promoted"))
+    before = current_version(name_dir)
+    seen: list[str] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                det = Detector.load(name_dir)
+                seen.append(det.version_dir_.name)
+            except (PdmError, OSError, ValueError) as exc:
+                errors.append(repr(exc))
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    try:
+        out = retrain(from_frame(fleet(4000, 2, FAULT), label_column="fault"), name_dir,
+                      options(screen=False, force=True))
+        final_loads = len(seen)
+        while len(seen) < final_loads + 2 and not errors:  # the reader sees the new version too
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    return {"name_dir": name_dir, "before": before, "outcome": out, "seen": seen, "errors": errors}
+
+
+def test_first_retrain_writes_a_current_version_with_its_report(champion_dir: Path) -> None:
+    version = champion_dir / str(current_version(champion_dir))
+    report = json.loads((version / REPORT_JSON).read_text())
+    assert report["champion"] is None and report["decision"]["promote"] is True
+    manifest = json.loads((version / "manifest.json").read_text())["files"]
+    assert {REPORT_JSON, REPORT_PNG, "model.keras", "baseline/manifest.json"} <= set(manifest)
+    assert (version / REPORT_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_promotion_switches_current_atomically_under_a_concurrent_reader(promoted: dict[str, object]) -> None:
+    name_dir, out = promoted["name_dir"], promoted["outcome"]
+    assert isinstance(name_dir, Path)
+    assert promoted["errors"] == []  # never a half-written model, never a missing current
+    new = out.version_dir.name  # type: ignore[attr-defined]
+    seen = promoted["seen"]
+    assert isinstance(seen, list) and set(seen) == {promoted["before"], new}
+    first_new = seen.index(new)
+    assert all(v == promoted["before"] for v in seen[:first_new]) and all(v == new for v in seen[first_new:])
+    assert current_version(name_dir) == new and out.promoted  # type: ignore[attr-defined]
+    assert not [p for p in name_dir.iterdir() if p.name.startswith(".tmp-")]
+    report = json.loads((name_dir / new / REPORT_JSON).read_text())
+    assert report["decision"]["promote"] is True and report["champion"]["version"] == promoted["before"]
+
+
+def test_a_labelled_fault_is_not_learned_it_still_scores_above_the_new_threshold(promoted: dict[str, object]) -> None:
+    out = promoted["outcome"]
+    assert out.exclusions.by_reason["fault"] == {"intervals": 1, "rows": 800 + 60}  # type: ignore[attr-defined]
+    det = Detector.load(out.version_dir)  # type: ignore[attr-defined]
+    pump = fleet(4000, 2, FAULT).query("machine_id == 'pump-000'").reset_index(drop=True)
+    result = det.detect(pump.drop(columns=["fault", "machine_id"]), machine_id="pump-000")
+    inside = (pump["fault"] == "vibration_step").to_numpy()
+    over = np.nanmean(result["score"].to_numpy()[inside] > det.threshold_.value)
+    assert over > 0.6, over
+    assert result["alarm"].to_numpy()[inside].mean() > 0.5
+
+
+@pytest.mark.slow
+def test_without_the_guard_the_fault_would_be_learned(champion_dir: Path, tmp_path: Path) -> None:
+    """The control for the test above: the same data with its labels ignored and no screening."""
+    name_dir = copy_of(champion_dir, tmp_path)
+    out = retrain(from_frame(fleet(4000, 2, FAULT)), name_dir, options(screen=False, force=True))
+    assert out.exclusions.rows_excluded == 0
+    det = Detector.load(out.version_dir)
+    pump = fleet(4000, 2, FAULT).query("machine_id == 'pump-000'").reset_index(drop=True)
+    score = det.score(pump.drop(columns=["fault", "machine_id"]), machine_id="pump-000").to_numpy()
+    inside = (pump["fault"] == "vibration_step").to_numpy()
+    assert np.nanmean(score[inside] > det.threshold_.value) < 0.2
+
+
+def test_champion_kept_when_the_challenger_is_worse(champion_dir: Path, tmp_path: Path) -> None:
+    name_dir = copy_of(champion_dir, tmp_path)
+    before = current_version(name_dir)
+    # too little data: 8 % of each machine's span to train on, one epoch
+    out = retrain(from_frame(fleet(4000, 2)), name_dir,
+                  options(overrides=SMALL | {"epochs": 1}, holdout_fraction=0.92, screen=False, keep=5))
+    assert not out.promoted and current_version(name_dir) == before
+    assert out.version_dir.name in ordered_versions(name_dir)  # saved for inspection, not current
+    check = out.decision.checks[0]
+    assert check["check"] == "raise_rate" and not check["ok"] and check["challenger"] > 2 * check["champion"]
+    assert out.decision.reasons[0].startswith("false alarms") and out.decision.reasons[-1] == "champion kept"
+    listed = {v.version: v for v in list_versions(name_dir)}
+    assert listed[out.version_dir.name].decision == "not promoted" and listed[str(before)].current
+
+
+def test_screening_excludes_the_champions_own_alarms(zscore: Detector) -> None:
+    frame = fleet(2000, 3)
+    frame.loc[(frame.machine_id == "pump-001") & frame.index.isin(range(2500, 2700)), "temperature"] += 40.0
+    data = from_frame(frame.drop(columns="fault"))
+    exclusions = screen(zscore, data)
+    assert exclusions and {e.machine_id for e in exclusions} == {"pump-001"}
+    spike = frame.loc[2500:2699, "timestamp"]
+    assert any(e.start <= spike.iloc[-1] and e.end >= spike.iloc[0] and e.reason == "screen" for e in exclusions)
+
+
+def test_finetune_needs_the_champions_architecture(champion_dir: Path, tmp_path: Path) -> None:
+    name_dir = copy_of(champion_dir, tmp_path)
+    with pytest.raises(DataError, match=r"--init finetune: found window=32, expected the champion's 16"):
+        retrain(from_frame(fleet(1000, 4)), name_dir, options(init="finetune", screen=False,
+                                                                overrides=SMALL | {"window": 32}))
+    assert ordered_versions(name_dir) == ordered_versions(champion_dir)
+
+
+@pytest.mark.slow
+def test_finetune_starts_from_the_champions_weights_and_prunes(champion_dir: Path, tmp_path: Path) -> None:
+    first_epoch = {}
+    for init in ("scratch", "finetune"):
+        name_dir = copy_of(champion_dir, tmp_path / init)
+        out = retrain(from_frame(fleet(4000, 2)), name_dir, options(init=init, screen=False, force=True, keep=1))
+        fit = json.loads((out.version_dir / "evaluation.json").read_text())
+        assert fit["init"] == init
+        first_epoch[init] = fit["history"]["val_loss"][0]
+        assert ordered_versions(name_dir) == [out.version_dir.name]  # --keep 1: only the new current version
+    assert fit["start_loss"] < first_epoch["scratch"]  # before any step, better than a random start after one epoch
+    assert first_epoch["finetune"] < first_epoch["scratch"]
+
+
+@pytest.mark.slow
+def test_a_champion_that_cannot_score_the_data_is_kept_unless_forced(champion_dir: Path, tmp_path: Path) -> None:
+    name_dir = copy_of(champion_dir, tmp_path)
+    renamed = fleet(2000, 5).rename(columns={"pressure": "pressure_bar"})
+    out = retrain(from_frame(renamed, label_column="fault"), name_dir, options())
+    assert not out.promoted and current_version(name_dir) == current_version(champion_dir)
+    assert "cannot be judged on this data (its sensors ['pressure'] are not in the data" in out.decision.reasons[0]
+    assert Detector.load(out.version_dir).features_ == ["temperature", "vibration", "pressure_bar"]
