@@ -1,13 +1,10 @@
-"""Helpers shared by the subcommands: loading data and models, progress output."""
+"""Helpers shared by the subcommands: the model and data options, loading data files, column lists."""
 
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,24 +51,3 @@ def parse_features(text: str | None) -> list[str] | None:
         raise DataError(f"found --features {text!r}, expected comma-separated column names")
     return features
 
-
-@contextmanager
-def epoch_progress(epochs: int) -> Iterator[Callable[[int, int, dict[str, float]], None] | None]:
-    """A rich progress bar (one step per epoch) on an interactive terminal; log lines otherwise."""
-    if not sys.stderr.isatty():
-        import logging
-
-        logging.getLogger("pdm.detectors.gru").setLevel(logging.INFO)
-        yield None
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn("training"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
-                  TextColumn("{task.fields[figures]}"), TimeElapsedColumn(), transient=False) as bar:
-        task = bar.add_task("fit", total=epochs, figures="")
-
-        def update(epoch: int, total: int, figures: dict[str, Any]) -> None:
-            text = " ".join(f"{k}={v:.4g}" for k, v in figures.items())
-            bar.update(task, completed=epoch, total=total, figures=text)
-
-        yield update

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from pdm.detectors.frames import machine_positions
 from pdm.errors import DataError, ModelLoadError
 from pdm.evaluation import Report, evaluate_machine, label_spans, summarise
 from pdm.evaluation.plots import plot_machines
+from pdm.evaluation.table import report_table
 
 logger = logging.getLogger(__name__)
 GRU, BASELINE = "GRU autoencoder", "z-score baseline"
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         alarm = out["alarm"].to_numpy()
         results = [evaluate_machine(m, ts_all[o], alarm[o], spans[m], grace) for m, o in orders.items()]
         reports[name] = summarise(results)
-    _print(reports, grace)
+    print("\n".join(report_table(reports, grace)))
     if args.json:
         args.json.write_text(json.dumps({k: r.to_dict() for k, r in reports.items()} | {"grace_s": grace}, indent=2))
         print(f"figures -> {args.json}")
@@ -97,36 +97,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"plot    -> {args.plot}")
     return 0
 
-
-def _fmt(v: float | None, spec: str = ".3f") -> str:
-    return "-" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, spec)
-
-
-def _print(reports: dict[str, Report], grace: float) -> None:
-    names = list(reports)
-    rows: list[tuple[str, Callable[[Report], str]]] = [
-        ("machine faults detected", lambda r: f"{r.detected}/{r.faults}"),
-        ("event recall", lambda r: _fmt(r.event_recall)),
-        ("mean detection delay (s)", lambda r: _fmt(r.mean_delay_s, ".0f")),
-        ("median detection delay (s)", lambda r: _fmt(r.median_delay_s, ".0f")),
-        ("false alarms", lambda r: str(r.false_alarms)),
-        ("false alarms per machine-day", lambda r: _fmt(r.false_alarms_per_machine_day, ".2f")),
-        ("sensor faults caught", lambda r: f"{r.sensor_detected}/{r.sensor_faults}"),
-        ("pointwise precision", lambda r: _fmt(r.precision)),
-        ("pointwise recall", lambda r: _fmt(r.recall)),
-        ("pointwise F1", lambda r: _fmt(r.f1)),
-        ("false-alarm rate (rows)", lambda r: _fmt(r.false_alarm_rate, ".4f")),
-        ("missed-alarm rate (rows)", lambda r: _fmt(r.missed_alarm_rate)),
-    ]
-    first = reports[names[0]]
-    print(f"{first.machines} machine(s), {first.machine_days:.2f} machine-days; grace {grace:g} s after each fault")
-    print(f"{'':30s}" + "".join(f"{n:>20s}" for n in names))
-    for label, fn in rows:
-        print(f"{label:30s}" + "".join(f"{fn(reports[n]):>20s}" for n in names))
-    kinds = sorted({k for r in reports.values() for k in r.by_type})
-    for k in kinds:
-        cells = []
-        for n in names:
-            d, total = reports[n].by_type.get(k, (0, 0))
-            cells.append(f"{d}/{total}")
-        print(f"{'  recall: ' + k:30s}" + "".join(f"{c:>20s}" for c in cells))

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-from types import FrameType
+
+from pdm.shutdown import stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +35,5 @@ def run(args: argparse.Namespace) -> int:
     logger.info("settings: %s", settings)  # SecretStr prints as '**********'
     recorder = Recorder(settings)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        logger.warning("received %s: recording what is queued, compacting, exiting", signal.Signals(signum).name)
-        recorder.request_stop()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
-    return recorder.run()
+    with stop_on_signals(recorder.request_stop, logger, "recording what is queued, compacting, exiting"):
+        return recorder.run()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-from types import FrameType
+
+from pdm.shutdown import stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +33,5 @@ def run(args: argparse.Namespace) -> int:
     logger.info("settings: %s", settings)  # SecretStr prints as '**********'
     daemon = Daemon(settings)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        logger.warning("received %s: draining, publishing offline, exiting", signal.Signals(signum).name)
-        daemon.stop()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, on_signal)
-    return daemon.run()
+    with stop_on_signals(daemon.stop, logger, "draining, publishing offline, exiting"):
+        return daemon.run()

@@ -3,47 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import inspect
+import sys
 import time
 from pathlib import Path
-from typing import Any
 
-from pdm.commands.common import epoch_progress, load_data, parse_features
-from pdm.errors import DataError
-
-# Hyper-parameters exposed as flags; defaults come from GRUAutoencoderDetector's signature (one source of truth).
-HYPER: list[tuple[str, Any, str]] = [
-    ("window", int, "readings per window"),
-    ("stride", str, "stride between training windows, or 'auto'"),
-    ("max_train_windows", int, "with stride 'auto': at most this many training windows"),
-    ("hidden", int, "recurrent units"),
-    ("latent", int, "latent size"),
-    ("layers", int, "recurrent layers in encoder and decoder"),
-    ("dropout", float, "dropout of the recurrent layers"),
-    ("input_noise", float, "Gaussian noise (scaled units) on training inputs: a denoising autoencoder"),
-    ("envelope", bool, "also score how far a window leaves the normal range of each sensor"),
-    ("cell", ["gru", "lstm"], "recurrent cell"),
-    ("score_reduction", ["mean", "max"], "window score: mean or max of the per-sensor errors"),
-    ("epochs", int, "maximum epochs"),
-    ("batch_size", int, "training batch size"),
-    ("learning_rate", float, "Adam learning rate"),
-    ("patience", int, "epochs without validation improvement before stopping early (0: never)"),
-    ("scaling", ["per_machine", "global"], "scaling statistics per machine or for the whole fleet"),
-    ("calibration_fraction", float, "tail of each frame held back to calibrate the threshold"),
-    ("threshold_method", ["pot", "quantile"], "label-free threshold method"),
-    ("target_false_alarm_rate", float, "target share of normal windows over the threshold"),
-    ("alarm_k", int, "raise after k of the last n windows are over the threshold"),
-    ("alarm_n", int, "see --alarm-k"),
-    ("alarm_m", int, "clear after m consecutive windows under the threshold"),
-    ("max_gap_factor", float, "a gap over this many median periods restarts the window"),
-    ("seed", int, "random seed"),
-]
+from pdm.commands.common import load_data, parse_features
+from pdm.commands.hyper import add_hyper_arguments, hyper_values
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from pdm.detectors.gru import GRUAutoencoderDetector
-
-    defaults = {k: p.default for k, p in inspect.signature(GRUAutoencoderDetector.__init__).parameters.items()}
     p = sub.add_parser(
         "train", help="train on normal data and save a new model version",
         description="Train the GRU autoencoder on normal data, calibrate its threshold on the held-back tail of each "
@@ -58,38 +26,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--features", help="comma-separated sensor columns (default: every numeric column)")
     p.add_argument("--timestamp-column", help="timestamp column (default: detected)")
     p.add_argument("--machine-column", default="machine_id", help="machine id column, if the data has one")
-    g = p.add_argument_group("hyper-parameters")
-    for name, kind, text in HYPER:
-        flag = "--" + name.replace("_", "-")
-        if isinstance(kind, list):
-            g.add_argument(flag, choices=kind, default=defaults[name], help=text)
-        elif kind is bool:
-            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=defaults[name], help=text)
-        else:
-            g.add_argument(flag, type=kind, default=defaults[name], help=text)
+    add_hyper_arguments(p, "hyper-parameters", defaults=True)
     p.set_defaults(run=run, needs_tensorflow=True)  # trains a Keras model
 
 
 def run(args: argparse.Namespace) -> int:
     from pdm.detectors.gru import GRUAutoencoderDetector
-    from pdm.detectors.zscore import RobustZScoreDetector
+    from pdm.detectors.training import fit_with_baseline
+    from pdm.retrain.progress import make_progress
 
     started = time.monotonic()
-    params = {name: getattr(args, name) for name, _, _ in HYPER}
-    if params["stride"] != "auto":
-        if not str(params["stride"]).isdigit() or int(params["stride"]) < 1:
-            raise DataError(f"found --stride {params['stride']!r}, expected 'auto' or a whole number >= 1")
-        params["stride"] = int(params["stride"])
-    common = {"features": parse_features(args.features), "timestamp_column": args.timestamp_column,
-              "machine_column": args.machine_column}
+    detector = GRUAutoencoderDetector(**hyper_values(args), features=parse_features(args.features),
+                                      timestamp_column=args.timestamp_column, machine_column=args.machine_column)
     frames = load_data(args.data, args.machine_column)
-    detector = GRUAutoencoderDetector(**params, **common)
-    with epoch_progress(detector.epochs) as progress:
-        detector.fit(frames, progress=progress)
-    baseline_params = {k: params[k] for k in ("scaling", "calibration_fraction", "threshold_method",
-                                              "target_false_alarm_rate", "alarm_k", "alarm_n", "alarm_m",
-                                              "max_gap_factor", "seed")}
-    baseline = RobustZScoreDetector(**baseline_params, **common).fit(frames)
+    with make_progress(sys.stderr.isatty()) as progress, progress.stage("training", total=detector.epochs):
+        detector, baseline = fit_with_baseline(detector, frames, progress=progress.epoch)
     version_dir = detector.save(args.out, companions={"baseline": baseline})
     s, e, t = detector.training_summary_, detector.evaluation_, detector.threshold_
     print(f"saved     {version_dir} (now current)")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from pdm.saving import read_model_json, resolve_version_dir
 
 KNOWN_UNITS = {"temperature": "degC", "vibration": "mm/s", "pressure": "bar"}
 
@@ -43,3 +46,10 @@ def runtime_versions() -> dict[str, str]:
 def feature_infos(features: list[str], units: dict[str, str] | None) -> list[FeatureInfo]:
     units = {**KNOWN_UNITS, **(units or {})}
     return [FeatureInfo(name=f, unit=units.get(f)) for f in features]
+
+
+def read_config(path: Path | str) -> DetectorConfig:
+    """The validated ``config.json`` of a saved model (a name directory's current version, or a version directory)
+    without loading the model: its kind, hyper-parameters (``params``) and sensors. A damaged file is a typed
+    `pdm.errors.CorruptModelError`; checksums are verified by `Detector.load`, not here."""
+    return read_model_json(resolve_version_dir(path), "config.json", DetectorConfig)

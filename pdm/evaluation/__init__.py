@@ -1,5 +1,6 @@
-"""How detections are judged (`pdm.evaluation.judge`) and drawn (`pdm.evaluation.plots`, matplotlib, imported only
-when a plot is asked for). Used by ``evaluate``, the demo, retraining and the benchmarks."""
+"""How detections are judged (`pdm.evaluation.judge`), tabulated (`pdm.evaluation.table`) and drawn
+(`pdm.evaluation.plots`, matplotlib, imported only when a plot is asked for). Used by ``evaluate``, the demo,
+retraining and the benchmarks."""
 
 from pdm.evaluation.judge import (
     DAY_S,

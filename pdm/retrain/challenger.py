@@ -1,5 +1,6 @@
 """The challenger: the champion's hyper-parameters (or the defaults), the overrides given, fitted from scratch or
-fine-tuned from the champion's weights, with the robust z-score baseline fitted alongside (as `pdm train` does).
+fine-tuned from the champion's weights, with the robust z-score baseline fitted alongside
+(`pdm.detectors.training.fit_with_baseline`, as `pdm train` does).
 
 Rules:
 
@@ -20,6 +21,7 @@ import pandas as pd
 
 from pdm.detectors.base import Detector, Progress
 from pdm.detectors.gru import GRUAutoencoderDetector
+from pdm.detectors.training import fit_with_baseline
 from pdm.detectors.zscore import RobustZScoreDetector
 from pdm.errors import DataError
 from pdm.retrain.data import TS
@@ -28,9 +30,6 @@ from pdm.retrain.finetune import FineTunedGRU, check_compatible
 logger = logging.getLogger(__name__)
 
 Init = Literal["scratch", "finetune"]
-BASELINE_PARAMS = ("scaling", "calibration_fraction", "threshold_method", "target_false_alarm_rate", "alarm_k",
-                   "alarm_n", "alarm_m", "max_gap_factor", "seed", "timestamp_column", "machine_column", "features",
-                   "units")
 
 
 def challenger_params(champion: Detector | None, overrides: Mapping[str, Any], features: list[str]) -> dict[str, Any]:
@@ -71,7 +70,6 @@ def fit_challenger(train: Mapping[str, pd.DataFrame], params: Mapping[str, Any],
         detector = GRUAutoencoderDetector(**params)
     else:
         raise DataError(f"--init: found {init!r}, expected 'scratch' or 'finetune'")
-    detector.fit(frames, progress=progress)
+    detector, baseline = fit_with_baseline(detector, frames, progress=progress)
     detector.evaluation_["init"] = init
-    baseline = RobustZScoreDetector(**{k: params[k] for k in BASELINE_PARAMS if k in params}).fit(frames)
     return detector, baseline

@@ -1,7 +1,9 @@
-"""Progress of a retrain: a rich bar per stage on an interactive terminal, plain log lines otherwise.
+"""Progress of a retrain or a training (``python -m pdm retrain`` and ``train``): a rich bar per stage on an
+interactive terminal, plain log lines otherwise.
 
-A stage is ``with progress.stage("scoring holdout", total=n) as advance: ... advance(1)``; training reports each
-epoch through ``progress.epoch`` (the detector's ``progress`` callback).
+``with make_progress(sys.stderr.isatty()) as progress:`` opens the display and closes it; a stage is
+``with progress.stage("scoring holdout", total=n) as advance: ... advance(1)``; a stage whose name starts with
+"training" counts the epochs reported through ``progress.epoch`` (the detector's ``progress`` callback).
 """
 
 from __future__ import annotations
@@ -10,16 +12,30 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
-logger = logging.getLogger("pdm.retrain")
+logger = logging.getLogger(__name__)
 
 Advance = Callable[[int], None]
 
 
-class LogProgress:
-    """One log line when a stage starts and ends (INFO on the ``pdm.retrain`` logger); epochs are logged by the
-    detector itself."""
+class _Display:
+    """``with``: the display is closed on leaving."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+class LogProgress(_Display):
+    """One log line when a stage starts and ends (INFO on this module's logger, below ``pdm.retrain``); epochs are
+    logged by the detector itself."""
 
     def __init__(self) -> None:
         self.epoch_total = 0
@@ -38,11 +54,8 @@ class LogProgress:
     def epoch(self, epoch: int, epochs: int, figures: dict[str, float]) -> None:
         """The detector logs its epochs; nothing more to say."""
 
-    def close(self) -> None:
-        """Nothing to release."""
 
-
-class RichProgress:
+class RichProgress(_Display):
     """A rich progress display: one bar per stage, the training bar counting epochs."""
 
     def __init__(self) -> None:

@@ -4,18 +4,25 @@
 champion's and the challenger's figures (`pdm.retrain.compare.Figures`), the data (source, machines, span, how much
 was excluded and why, holdout) and the options. ``report.png`` compares the two models' score distributions
 (score / own threshold, log scale) on the held-out normal readings and inside labelled faults.
+
+`outcome_lines` is the summary ``python -m pdm retrain`` prints: the data, what was excluded and why, the split, the
+training, both models' figures, the decision and where the version was saved.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pdm.retrain.compare import Figures
+
+if TYPE_CHECKING:
+    from pdm.retrain.run import Outcome
 
 REPORT_JSON = "report.json"
 REPORT_PNG = "report.png"
@@ -73,3 +80,46 @@ def plot_distributions(path: Path, champion: Figures | None, challenger: Figures
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _fmt(v: Any, spec: str = ".3g") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def outcome_lines(o: Outcome) -> list[str]:
+    """The run's summary, one labelled line each (module docstring); figures come from ``o.report``."""
+    r, lines = o.report, []
+    d = r["data"]
+    span = [datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M") for t in d["span"]]
+    screened = "; screened with the champion" if d["screened_with_champion"] else ""
+    lines.append(f"data      {d['rows']} readings from {d['machines']} machine(s), {span[0]} to {span[1]} UTC; "
+                 f"{d['labelled_faults']} labelled fault(s){screened}")
+    lines += [f"{'excluded' if i == 0 else '':10s}{line}" for i, line in enumerate(o.exclusions.lines())]
+    lines += [f"warning   {w}" for w in o.exclusions.warnings]
+    s, fit = d["split"], r["challenger"]["fit"]
+    lines.append(f"split     {s['train_rows']} training readings, {s['holdout_rows']} held out, {s['fault_slices']} "
+                 "fault slice(s)")
+    lines.append(f"training  {r['challenger']['init']}: {fit.get('train_windows')} windows (stride "
+                 f"{fit.get('stride')}), {fit.get('epochs_run')} epochs; threshold {r['challenger']['threshold']:.5g}")
+    rows = [("challenger", r["challenger"]["figures"])]
+    if r["champion"] is not None and r["champion"]["figures"] is not None:
+        rows.insert(0, (f"champion {r['champion']['version']}", r["champion"]["figures"]))
+    for name, f in rows:
+        faults = f.get("faults") or {}
+        judged = ""
+        if faults.get("faults"):
+            judged += f", faults {faults['detected']}/{faults['faults']}"
+            if faults.get("median_delay_s") is not None:
+                judged += f", median delay {faults['median_delay_s']:.0f} s"
+        if faults.get("sensor_faults"):
+            judged += f", sensor faults {faults['sensor_detected']}/{faults['sensor_faults']}"
+        false_alarms = _fmt((f.get("normal") or {}).get("false_alarms_per_machine_day"), ".2f")
+        lines.append(f"judged    {name}: raise rate {_fmt(f['raise_rate'])} on {f['windows']} held-out windows, "
+                     f"{false_alarms} false alarms/machine-day" + judged)
+    verdict = "PROMOTED" if o.promoted else "CHAMPION KEPT"
+    lines.append(f"decision  {verdict}: " + "; ".join(o.decision.reasons))
+    lines.append(f"saved     {o.version_dir} ({'now current' if o.promoted else 'not current'}); report.json, "
+                 "report.png")
+    if o.removed:
+        lines.append(f"pruned    {', '.join(o.removed)}")
+    return lines

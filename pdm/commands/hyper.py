@@ -1,0 +1,65 @@
+"""The GRU autoencoder's hyper-parameter flags, one definition for ``train`` and ``retrain``."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from typing import Any
+
+from pdm.errors import DataError
+
+# Hyper-parameters exposed as flags; defaults come from GRUAutoencoderDetector's signature (one source of truth).
+HYPER: list[tuple[str, Any, str]] = [
+    ("window", int, "readings per window"),
+    ("stride", str, "stride between training windows, or 'auto'"),
+    ("max_train_windows", int, "with stride 'auto': at most this many training windows"),
+    ("hidden", int, "recurrent units"),
+    ("latent", int, "latent size"),
+    ("layers", int, "recurrent layers in encoder and decoder"),
+    ("dropout", float, "dropout of the recurrent layers"),
+    ("input_noise", float, "Gaussian noise (scaled units) on training inputs: a denoising autoencoder"),
+    ("envelope", bool, "also score how far a window leaves the normal range of each sensor"),
+    ("cell", ["gru", "lstm"], "recurrent cell"),
+    ("score_reduction", ["mean", "max"], "window score: mean or max of the per-sensor errors"),
+    ("epochs", int, "maximum epochs"),
+    ("batch_size", int, "training batch size"),
+    ("learning_rate", float, "Adam learning rate"),
+    ("patience", int, "epochs without validation improvement before stopping early (0: never)"),
+    ("scaling", ["per_machine", "global"], "scaling statistics per machine or for the whole fleet"),
+    ("calibration_fraction", float, "tail of each frame held back to calibrate the threshold"),
+    ("threshold_method", ["pot", "quantile"], "label-free threshold method"),
+    ("target_false_alarm_rate", float, "target share of normal windows over the threshold"),
+    ("alarm_k", int, "raise after k of the last n windows are over the threshold"),
+    ("alarm_n", int, "see --alarm-k"),
+    ("alarm_m", int, "clear after m consecutive windows under the threshold"),
+    ("max_gap_factor", float, "a gap over this many median periods restarts the window"),
+    ("seed", int, "random seed"),
+]
+
+
+def add_hyper_arguments(parser: argparse.ArgumentParser, title: str, *, defaults: bool) -> None:
+    """One flag per `HYPER` entry in a group named ``title``: defaulting to `GRUAutoencoderDetector`'s own
+    defaults (``defaults``), or to ``None``, meaning "not given"."""
+    from pdm.detectors.gru import GRUAutoencoderDetector
+
+    signature = inspect.signature(GRUAutoencoderDetector.__init__).parameters
+    group = parser.add_argument_group(title)
+    for name, kind, text in HYPER:
+        flag, default = "--" + name.replace("_", "-"), signature[name].default if defaults else None
+        if isinstance(kind, list):
+            group.add_argument(flag, choices=kind, default=default, help=text)
+        elif kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
+        else:
+            group.add_argument(flag, type=kind, default=default, help=text)
+
+
+def hyper_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The hyper-parameter flags' values by parameter name (``None`` where not given), ``stride`` checked."""
+    values = {name: getattr(args, name) for name, _, _ in HYPER}
+    stride = values["stride"]
+    if stride is not None and stride != "auto":
+        if not str(stride).isdigit() or int(stride) < 1:
+            raise DataError(f"found --stride {stride!r}, expected 'auto' or a whole number >= 1")
+        values["stride"] = int(stride)
+    return values
