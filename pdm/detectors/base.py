@@ -9,8 +9,9 @@ Public methods validate their input and call the subclass's ``_fit_core`` / ``_w
 - ``predict(frame)``: the alarm rule applied to ``score > threshold`` (booleans).
 - ``explain(frame)``: each sensor's share of the window's error (rows sum to 1).
 - ``detect(frame)``: all of the above in one pass.
-- ``save(name_dir)`` / ``load(path, engine="auto")``: versioned model directories (`pdm.saving`); ``engine``
-  picks the scoring engine of detectors that have several (`pdm.engines.choice`), others ignore it.
+- ``save(name_dir)`` / ``load(path, engine="auto")``: versioned model directories (`pdm.detectors.persist` on
+  `pdm.saving`); ``engine`` picks the scoring engine of detectors that have several (`pdm.engines.choice`), others
+  ignore it.
 
 A *segment* is a run of readings with no gap larger than ``max_gap_factor`` times the training data's median
 sampling period; no window spans two segments, and the alarm state restarts with each segment.
@@ -32,7 +33,7 @@ from pydantic import ValidationError
 
 from pdm.detectors.alarm import AlarmRule
 from pdm.detectors.calibration import Threshold, ThresholdMethod
-from pdm.detectors.config import DetectorConfig, FeatureInfo, feature_infos, runtime_versions
+from pdm.detectors.config import FeatureInfo, feature_infos, runtime_versions
 from pdm.detectors.drift import CalibrationSummary
 from pdm.detectors.frames import (
     PreparedFrame,
@@ -46,27 +47,16 @@ from pdm.detectors.frames import (
     sliding_windows,
     split_by_machine,
 )
+from pdm.detectors.persist import load_detector, save_detector
 from pdm.detectors.scaling import Scaler, ScalingMode
-from pdm.engines.choice import check_engine_setting
-from pdm.engines.onnx_engine import ONNX_FILE
-from pdm.errors import ChecksumMismatchError, CorruptModelError, DataError, ModelLoadError, NotFittedError
-from pdm.saving import (
-    FORMAT_VERSION,
-    read_model_json,
-    resolve_version_dir,
-    verify_version_dir,
-    write_json,
-    write_manifest,
-)
-from pdm.saving import write_version as _write_version
-from pdm.saving.model_dir import sha256_file
+from pdm.errors import DataError, NotFittedError
+from pdm.saving import VersionDir, WriteFiles
 
 logger = logging.getLogger(__name__)
 
 Frames = pd.DataFrame | Sequence[pd.DataFrame] | Mapping[str, pd.DataFrame]
 Progress = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, figures) after each epoch
 MIN_CALIBRATION_WINDOWS = 100
-CALIBRATION_FILE = "calibration.json"  # calibration score distribution (`pdm.detectors.drift`); older versions lack it
 
 
 class Detector(ABC):
@@ -77,6 +67,8 @@ class Detector(ABC):
         "gru_autoencoder": "pdm.detectors.gru:GRUAutoencoderDetector",
         "robust_zscore": "pdm.detectors.zscore:RobustZScoreDetector",
     }
+    required_files: ClassVar[tuple[str, ...]] = ()  # files of its own a saved version must hold (`_save_core`)
+    version_dir_: Path  # the version directory it was last saved as or loaded from
 
     def __init__(
         self,
@@ -139,10 +131,11 @@ class Detector(ABC):
         return np.asarray(errors.mean(axis=1))
 
     def _save_core(self, directory: Path) -> None:  # noqa: B027 - optional hook
-        """Write subclass files (weights) into ``directory``."""
+        """Write subclass files (weights) into ``directory``; list the required ones in ``required_files``."""
 
-    def _load_core(self, directory: Path, engine: str = "auto") -> None:  # noqa: B027 - optional hook
-        """Read what ``_save_core`` wrote; ``engine`` is the scoring-engine setting (`pdm.engines.choice`)."""
+    def _load_core(self, version: VersionDir, engine: str = "auto") -> None:  # noqa: B027 - optional hook
+        """Read what ``_save_core`` wrote from the verified ``version``; ``engine`` is the scoring-engine setting
+        ("auto", "onnx" or "keras"; `pdm.engines.choice`)."""
 
     def _versions(self) -> dict[str, str]:
         return runtime_versions()
@@ -373,87 +366,27 @@ class Detector(ABC):
         p = prepare_frame(frame, self.features_, timestamp_column=self.timestamp_column, machine_id=machine_id)
         self.scaler_.add_machine(machine_id, p.values)
 
-    # ----------------------------------------------------------------- persistence
+    # ----------------------------------------------------------------- persistence (`pdm.detectors.persist`)
     def save(self, name_dir: Path | str, *, make_current: bool = True,
-             companions: Mapping[str, Detector] | None = None) -> Path:
+             companions: Mapping[str, Detector] | None = None, extra_files: WriteFiles | None = None) -> Path:
         """Write a new version under ``name_dir`` (atomically) and make it current; returns the version dir.
 
         ``companions`` (e.g. ``{"baseline": zscore}``) are saved in sub-directories of the same version, each a
-        loadable, verified model directory of its own (``Detector.load(version_dir / "baseline")``)."""
-        self._check_fitted()
-        for c in (companions or {}).values():
-            c._check_fitted()
-
-        def write(tmp: Path) -> None:
-            self._write_files(tmp)
-            for sub_name, companion in (companions or {}).items():
-                (tmp / sub_name).mkdir()
-                companion._write_files(tmp / sub_name)
-                write_manifest(tmp / sub_name)
-
-        version_dir = _write_version(name_dir, write, make_current=make_current)
-        self.version_dir_ = version_dir
-        return version_dir
-
-    def _write_files(self, directory: Path) -> None:
-        config = DetectorConfig(
-            format_version=FORMAT_VERSION, detector=self.kind, created_at=time.time(), versions=self._versions(),
-            params=self.get_params(), features=feature_infos(self.features_, dict(self.units or {})),
-            window=self.window_length, period_s=self.period_s_, max_gap_s=self.period_s_ * self.max_gap_factor,
-        )
-        write_json(directory / "config.json", config)
-        write_json(directory / "scaler.json", self.scaler_)
-        write_json(directory / "threshold.json", self.threshold_)
-        write_json(directory / "alarm.json", self.alarm_rule_)
-        write_json(directory / "training.json", self.training_summary_)
-        write_json(directory / "evaluation.json", self.evaluation_)
-        summary = getattr(self, "calibration_summary_", None)
-        if summary is not None:  # absent in models saved before calibration.json existed
-            write_json(directory / CALIBRATION_FILE, summary)
-        self._save_core(directory)
+        loadable, verified model directory of its own (``Detector.load(version_dir / "baseline")``).
+        ``extra_files(directory)`` writes further files into the version (a retrain's report) in the same atomic
+        step; they are listed in the manifest like the detector's own, which they must not overwrite."""
+        return save_detector(self, name_dir, make_current=make_current, companions=companions,
+                             extra_files=extra_files)
 
     @classmethod
-    def load(cls, path: Path | str, *, engine: str = "auto") -> Detector:
-        """Load a model name directory (its ``current`` version) or a version directory, verifying checksums.
+    def load(cls, path: Path | str | VersionDir, *, engine: str = "auto") -> Detector:
+        """Load a model name directory (its ``current`` version) or a version directory, verifying checksums; or an
+        opened `pdm.saving.VersionDir` (a companion: ``VersionDir.open(path).sub("baseline")``).
 
         ``engine`` ("auto", "onnx" or "keras", `pdm.engines.choice`) picks the scoring engine. Under "auto" a bad
         ``model.onnx`` (checksum mismatch included) is skipped with a warning and the model scores with Keras;
         under "onnx" it is refused with a typed error."""
-        import importlib
-
-        engine = check_engine_setting(engine)
-        version_dir = resolve_version_dir(path)
-        if not _verify(version_dir, skippable=engine == "auto"):
-            engine = "keras"
-        config = read_model_json(version_dir, "config.json", DetectorConfig)
-        target = cls.registry.get(config.detector)
-        if target is None:
-            raise CorruptModelError(version_dir / "config.json", f"names unknown detector {config.detector!r}",
-                                    f"expected one of {sorted(cls.registry)}")
-        module, _, attr = target.partition(":")
-        det_cls: type[Detector] = getattr(importlib.import_module(module), attr)
-        if cls is not Detector and not issubclass(det_cls, cls):
-            raise ModelLoadError(version_dir, f"holds a {det_cls.__name__}, not a {cls.__name__}",
-                                 f"load it with {det_cls.__name__}.load or Detector.load")
-        try:
-            det = det_cls(**config.params)
-        except TypeError as exc:
-            raise CorruptModelError(version_dir / "config.json", f"has invalid params ({exc})",
-                                    "retrain, or load with the pdm version that wrote it") from None
-        det.features_ = [f.name for f in config.features]
-        det.period_s_ = config.period_s
-        det.scaler_ = read_model_json(version_dir, "scaler.json", Scaler)
-        det.threshold_ = read_model_json(version_dir, "threshold.json", Threshold)
-        det.alarm_rule_ = read_model_json(version_dir, "alarm.json", AlarmRule)
-        det.training_summary_ = _read_dict(version_dir / "training.json")
-        det.evaluation_ = _read_dict(version_dir / "evaluation.json")
-        if len(det.scaler_.global_stats.center) != len(det.features_):
-            raise CorruptModelError(version_dir / "scaler.json", f"has {len(det.scaler_.global_stats.center)} "
-                                    f"sensors, expected {len(det.features_)}", "retrain the model")
-        det.calibration_summary_ = _read_calibration(version_dir, len(det.features_))
-        det.version_dir_ = version_dir
-        det._load_core(version_dir, engine=engine)
-        return det
+        return load_detector(cls, path, engine=engine)
 
     @property
     def feature_infos(self) -> list[FeatureInfo]:
@@ -487,54 +420,3 @@ def shares(errors: np.ndarray) -> np.ndarray:
     total = errors.sum(axis=1, keepdims=True)
     safe = np.where(total > 0, total, 1.0)
     return np.where(total > 0, errors / safe, 1.0 / errors.shape[1])
-
-
-def _verify(version_dir: Path, *, skippable: bool) -> bool:
-    """`pdm.saving.verify_version_dir`; with ``skippable``, a bad ``model.onnx`` (only a faster copy of the
-    weights) is logged and the other files are still checked. Returns whether ``model.onnx`` may be used."""
-    import json
-
-    try:
-        verify_version_dir(version_dir)
-        return True
-    except CorruptModelError as exc:
-        if not skippable or exc.path != version_dir / ONNX_FILE:
-            raise
-        logger.warning("engine auto: not using the ONNX engine (%s); scoring with Keras instead", exc)
-    files = json.loads((version_dir / "manifest.json").read_text(encoding="utf-8"))["files"]  # read once above
-    for name, digest in files.items():
-        path = version_dir / name
-        if name != ONNX_FILE and (not path.is_file() or sha256_file(path) != digest):
-            raise ChecksumMismatchError(path, "is missing or does not match its SHA-256 in manifest.json",
-                                        "restore the version from a backup or retrain")
-    return False
-
-
-def _read_calibration(version_dir: Path, n_sensors: int) -> CalibrationSummary | None:
-    """``calibration.json`` (validated), or ``None`` for a version saved before it existed (the manifest, already
-    verified, does not list it then)."""
-    import json
-
-    path = version_dir / CALIBRATION_FILE
-    if not path.is_file():
-        return None
-    if CALIBRATION_FILE not in json.loads((version_dir / "manifest.json").read_text(encoding="utf-8"))["files"]:
-        raise CorruptModelError(path, "is not listed in manifest.json (added after saving)",
-                                "remove it, or restore the version from a backup")
-    summary = read_model_json(version_dir, CALIBRATION_FILE, CalibrationSummary)
-    if len(summary.longest_repeat) != n_sensors:
-        raise CorruptModelError(path, f"has longest_repeat for {len(summary.longest_repeat)} sensors, expected "
-                                f"{n_sensors}", "restore the version from a backup or retrain")
-    return summary
-
-
-def _read_dict(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CorruptModelError(path, f"cannot be read as JSON ({exc})", "restore from a backup or retrain") from None
-    if not isinstance(data, dict):
-        raise CorruptModelError(path, "is not a JSON object", "restore from a backup or retrain")
-    return data

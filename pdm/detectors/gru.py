@@ -26,7 +26,6 @@ stands far above the threshold.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from pdm.detectors.base import Detector, Frames, Progress
 from pdm.detectors.calibration import ThresholdMethod
@@ -46,8 +46,7 @@ from pdm.engines import Engine, window_errors
 from pdm.engines.choice import choose_engine
 from pdm.engines.onnx_engine import ONNX_FILE
 from pdm.errors import CorruptModelError, DataError
-from pdm.saving import write_json
-from pdm.saving.model_dir import sha256_file
+from pdm.saving import VersionDir, sha256_file, write_json
 from pdm.tf_import import import_tensorflow_quietly
 
 logger = logging.getLogger(__name__)
@@ -92,6 +91,7 @@ class GRUAutoencoderDetector(Detector):
     """
 
     kind = "gru_autoencoder"
+    required_files = (MODEL_FILE, ENVELOPE_FILE)  # model.onnx and relations.json are optional (older versions)
     relations_: SensorRelations | None  # fitted (None: a model saved before the term existed)
 
     def __init__(
@@ -291,23 +291,23 @@ class GRUAutoencoderDetector(Detector):
             for name in (MODEL_FILE, ONNX_FILE):
                 shutil.copyfile(self.version_dir_ / name, directory / name)
         low, high = self.envelope_
-        write_json(directory / ENVELOPE_FILE, {"quantile": ENVELOPE_Q, "low": low.tolist(), "high": high.tolist()})
+        write_json(directory / ENVELOPE_FILE, Envelope(quantile=ENVELOPE_Q, low=low.tolist(), high=high.tolist()))
         if self.relations_ is not None:
             write_json(directory / RELATIONS_FILE, self.relations_)
 
-    def _load_core(self, directory: Path, engine: str = "auto") -> None:
+    def _load_core(self, version: VersionDir, engine: str = "auto") -> None:
         """Load the envelope and the scoring engine named by ``engine`` (`pdm.engines.choice`): with ONNX, Keras
         is not loaded (``model_`` stays unset) and TensorFlow is not imported."""
-        self.envelope_ = _read_envelope(directory / ENVELOPE_FILE, len(self.features_))
-        self.relations_ = read_relations(directory, len(self.features_))
-        self.engine_ = choose_engine(directory, engine, window=self.window, n_features=len(self.features_),
-                                     keras_file=MODEL_FILE, load_keras=lambda: self._load_keras(directory))
+        self.envelope_ = _read_envelope(version, len(self.features_))
+        self.relations_ = read_relations(version, len(self.features_))
+        keras_path = version.path(MODEL_FILE)
+        self.engine_ = choose_engine(version.directory, engine, window=self.window, n_features=len(self.features_),
+                                     keras_file=MODEL_FILE, load_keras=lambda: self._load_keras(keras_path))
 
-    def _load_keras(self, directory: Path) -> Engine:
+    def _load_keras(self, path: Path) -> Engine:
         import_tensorflow_quietly()
         import keras
 
-        path = directory / MODEL_FILE
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as exc:  # keras raises many types for a bad archive
@@ -321,16 +321,22 @@ class GRUAutoencoderDetector(Detector):
         return self.engine_
 
 
-def _read_envelope(path: Path, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        low, high = np.asarray(data["low"], dtype=np.float64), np.asarray(data["high"], dtype=np.float64)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CorruptModelError(path, f"cannot be read ({type(exc).__name__}: {exc})",
-                                "restore the version from a backup or retrain") from None
+class Envelope(BaseModel):
+    """``envelope.json``: the normal range of each scaled sensor in training."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    quantile: float = Field(gt=0, lt=0.5, description="the range: this quantile and its complement")
+    low: list[float]
+    high: list[float]
+
+
+def _read_envelope(version: VersionDir, n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    data = version.read_json(ENVELOPE_FILE, Envelope)
+    low, high = np.asarray(data.low, dtype=np.float64), np.asarray(data.high, dtype=np.float64)
     if low.shape != (n_features,) or high.shape != (n_features,) or not np.all(np.isfinite(low + high)):
-        raise CorruptModelError(path, f"found bounds of shapes {low.shape} and {high.shape}, expected "
-                                f"({n_features},) finite values", "restore the version from a backup or retrain")
+        raise CorruptModelError(version.path(ENVELOPE_FILE), f"found bounds of shapes {low.shape} and {high.shape}, "
+                                f"expected ({n_features},) finite values", "restore the version from a backup or "
+                                "retrain")
     return low, high
 
 

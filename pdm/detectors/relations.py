@@ -50,16 +50,15 @@ True
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from pdm.errors import CorruptModelError, DataError
+from pdm.saving import VersionDir
 
 logger = logging.getLogger(__name__)
 
@@ -225,33 +224,19 @@ def frozen(windows: np.ndarray) -> np.ndarray:
     return np.asarray((np.ptp(windows, axis=1) == 0).any(axis=1))
 
 
-def read_relations(version_dir: Path, n_features: int) -> SensorRelations | None:
-    """``relations.json`` of a verified version directory, validated; ``None`` for a version saved before the term
-    existed (its manifest does not list the file). Bad content is a `CorruptModelError` naming the problem."""
-    path = version_dir / RELATIONS_FILE
-    if not path.is_file():
+def read_relations(version: VersionDir, n_features: int) -> SensorRelations | None:
+    """``relations.json`` of a verified version, validated; ``None`` for a version saved before the term existed
+    (its manifest does not list the file). Bad content is a `CorruptModelError` naming the problem."""
+    rel = version.read_optional_json(RELATIONS_FILE, SensorRelations)
+    if rel is None:
         logger.warning("%s has no %s (saved by an older pdm): scoring without the sensor-relations term; retrain to "
-                       "use it", version_dir, RELATIONS_FILE)
+                       "use it", version.directory, RELATIONS_FILE)
         return None
     fix = "restore the version from a backup or retrain"
-    try:
-        listed = RELATIONS_FILE in json.loads((version_dir / "manifest.json").read_text(encoding="utf-8"))["files"]
-        if not listed:
-            raise CorruptModelError(path, "is not listed in manifest.json (added after saving)",
-                                    "remove it, or restore the version from a backup")
-        rel = SensorRelations.model_validate_json(path.read_bytes())
-    except ValidationError as exc:
-        raise CorruptModelError(path, f"is not valid: {_first_error(exc)}", fix) from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CorruptModelError(path, f"cannot be read ({type(exc).__name__}: {exc})", fix) from None
     if rel.n_sensors != n_features:
-        raise CorruptModelError(path, f"found {rel.n_sensors} sensors, expected {n_features}", fix)
+        raise CorruptModelError(version.path(RELATIONS_FILE), f"found {rel.n_sensors} sensors, expected {n_features}",
+                                fix)
     if rel.reference is None:
-        raise CorruptModelError(path, "found reference null, expected the calibrated reference", fix)
+        raise CorruptModelError(version.path(RELATIONS_FILE), "found reference null, expected the calibrated "
+                                "reference", fix)
     return rel
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    return f"{where}: {first['msg']}"

@@ -25,7 +25,7 @@ from typing import Literal
 from pdm.engines import Engine
 from pdm.engines.onnx_engine import ONNX_FILE, ONNX_FIX, OnnxEngine
 from pdm.errors import CorruptModelError, DataError
-from pdm.saving.model_dir import sha256_file
+from pdm.saving import sha256_file
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from pdm.detectors.base import Detector
 from pdm.errors import ModelLoadError
 from pdm.retrain.lock import model_lock
 from pdm.retrain.report import REPORT_JSON
-from pdm.saving import current_version, ordered_versions, set_current, version_key
+from pdm.saving import current_version, ordered_versions, read_manifest, set_current, version_key
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +49,18 @@ def _read(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _created_at(version_dir: Path) -> float | None:
+    """When the version was written (its manifest), or ``None`` when the manifest cannot be read (the listing still
+    shows the version; loading it would name the problem)."""
+    try:
+        return read_manifest(version_dir).created_at
+    except ModelLoadError:
+        return None
+
+
 def version_info(name_dir: Path, version: str, current: str | None) -> VersionInfo:
     d = name_dir / version
-    manifest, threshold, training = _read(d / "manifest.json"), _read(d / "threshold.json"), _read(d / "training.json")
+    threshold, training = _read(d / "threshold.json"), _read(d / "training.json")
     figures: dict[str, Any] = {"threshold": threshold.get("value"), "rows": training.get("rows"),
                                "machines": len(training.get("machines") or [])}
     report = _read(d / REPORT_JSON)
@@ -70,9 +79,7 @@ def version_info(name_dir: Path, version: str, current: str | None) -> VersionIn
                     "champion_event_recall": (cp.get("faults") or {}).get("event_recall"),
                     "excluded": ((report.get("data") or {}).get("exclusions") or {}).get("fraction_excluded"),
                     "reasons": dec.get("reasons") or []}
-    created = manifest.get("created_at")
-    return VersionInfo(version, version == current, float(created) if isinstance(created, int | float) else None,
-                       origin, decision, figures)
+    return VersionInfo(version, version == current, _created_at(d), origin, decision, figures)
 
 
 def list_versions(name_dir: Path | str) -> list[VersionInfo]:

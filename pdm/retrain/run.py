@@ -17,8 +17,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +37,7 @@ from pdm.retrain.lock import model_lock
 from pdm.retrain.progress import LogProgress, Reporter
 from pdm.retrain.report import REPORT_JSON, REPORT_PNG, plot_distributions, write_json_report
 from pdm.retrain.screen import screen
-from pdm.saving import current_version, prune_versions, set_current, write_version
+from pdm.saving import current_version, prune_versions, set_current
 
 logger = logging.getLogger(__name__)
 REPORT_FORMAT = 1
@@ -210,18 +208,11 @@ def _report(data: RetrainData, options: RetrainOptions, summary: ExclusionSummar
 
 def _save(name_dir: Path, challenger: GRUAutoencoderDetector, baseline: RobustZScoreDetector, report: dict[str, Any],
           *, cp_fig: Figures | None, ch_fig: Figures, champion_version: str | None) -> Path:
-    """A new version (not current) holding the challenger, its baseline and the report."""
-    with tempfile.TemporaryDirectory(prefix="pdm-retrain-") as scratch:
-        staged = challenger.save(Path(scratch) / "staged", make_current=False, companions={"baseline": baseline})
+    """A new version (not current) holding the challenger, its baseline and the report, written in one step."""
+    def write_report(directory: Path) -> None:
+        write_json_report(directory / REPORT_JSON, report)
+        plot_distributions(directory / REPORT_PNG, cp_fig, ch_fig, champion_name=champion_version or "(none)",
+                           title=f"{name_dir.name}: champion {champion_version or '(none)'} vs challenger "
+                           f"({'promoted' if report['decision']['promote'] else 'not promoted'})")
 
-        def write(tmp: Path) -> None:
-            shutil.copytree(staged, tmp, dirs_exist_ok=True)
-            (tmp / "manifest.json").unlink()
-            write_json_report(tmp / REPORT_JSON, report)
-            plot_distributions(tmp / REPORT_PNG, cp_fig, ch_fig, champion_name=champion_version or "(none)",
-                               title=f"{name_dir.name}: champion {champion_version or '(none)'} vs challenger "
-                               f"({'promoted' if report['decision']['promote'] else 'not promoted'})")
-
-        version_dir = write_version(name_dir, write, make_current=False)
-    challenger.version_dir_ = version_dir
-    return version_dir
+    return challenger.save(name_dir, make_current=False, companions={"baseline": baseline}, extra_files=write_report)

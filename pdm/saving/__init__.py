@@ -1,28 +1,40 @@
-"""Model directories: atomic, versioned, verified. See `pdm.saving.model_dir`."""
+"""Model directories: atomic, versioned, verified.
 
-from pdm.saving.model_dir import (
+- `pdm.saving.manifest`: ``manifest.json``, the SHA-256 of every file of a version;
+- `pdm.saving.model_dir`: writing a version atomically (companions included), the ``current`` pointer;
+- `pdm.saving.version_dir`: `VersionDir`, a version verified once when opened, read through typed accessors;
+- `pdm.saving.history`: ordering, listing, removing and pruning versions.
+"""
+
+from pdm.saving.history import current_version, ordered_versions, prune_versions, remove_version, version_key
+from pdm.saving.manifest import (
     FORMAT_VERSION,
-    read_model_json,
-    resolve_version_dir,
-    set_current,
-    verify_version_dir,
-    versions,
+    MANIFEST,
+    Manifest,
+    read_manifest,
+    sha256_file,
     write_json,
     write_manifest,
-    write_version,
 )
-from pdm.saving.versions import current_version, ordered_versions, prune_versions, remove_version, version_key
+from pdm.saving.model_dir import CURRENT, WriteFiles, resolve_version_dir, set_current, versions, write_version
+from pdm.saving.version_dir import VersionDir, open_version
 
 __all__ = [
+    "CURRENT",
     "FORMAT_VERSION",
+    "MANIFEST",
+    "Manifest",
+    "VersionDir",
+    "WriteFiles",
     "current_version",
+    "open_version",
     "ordered_versions",
     "prune_versions",
-    "read_model_json",
+    "read_manifest",
     "remove_version",
     "resolve_version_dir",
     "set_current",
-    "verify_version_dir",
+    "sha256_file",
     "version_key",
     "versions",
     "write_json",

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from pdm import saving
 from pdm.detectors.base import Detector
 from pdm.detectors.gru import GRUAutoencoderDetector
 from pdm.detectors.relations import MAX_QUADRATIC_SENSORS, RELATIONS_FILE, SensorRelations
 from pdm.errors import CorruptModelError, DataError
-from pdm.saving import model_dir
 from tests.conftest import normal_fleet
 from tests.support import synthetic
 
@@ -115,7 +115,7 @@ def test_bad_relations_file_is_a_typed_error(change: Any, message: str, gru: GRU
     data = json.loads((version / RELATIONS_FILE).read_text())
     change(data)
     (version / RELATIONS_FILE).write_text(json.dumps(data))
-    model_dir.write_manifest(version)  # as if it had been saved like that
+    saving.write_manifest(version)  # as if it had been saved like that
     with pytest.raises(CorruptModelError, match=rf"relations\.json.*{message}"):
         Detector.load(version)
 
@@ -123,7 +123,7 @@ def test_bad_relations_file_is_a_typed_error(change: Any, message: str, gru: GRU
 def test_model_saved_before_the_term_existed_loads_without_it(gru: GRUAutoencoderDetector, tmp_path: Path) -> None:
     version = gru.save(tmp_path / "m")
     (version / RELATIONS_FILE).unlink()
-    model_dir.write_manifest(version)
+    saving.write_manifest(version)
     loaded = Detector.load(version)
     assert isinstance(loaded, GRUAutoencoderDetector) and loaded.relations_ is None
     frame = synthetic.faulty("leak", 3000, 1500, 3000, seed=22)

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from scipy.stats import binom
 
+from pdm import saving
 from pdm.detectors.base import Detector
 from pdm.detectors.frames import sliding_windows
 from pdm.detectors.gru import GRUAutoencoderDetector
 from pdm.errors import CorruptModelError
 from pdm.evaluation import alarm_episodes
-from pdm.saving import model_dir
 from tests.conftest import SENSORS, normal_fleet
 from tests.support import synthetic
 
@@ -105,7 +105,7 @@ def test_keras_file_that_does_not_load_is_a_typed_error(gru: GRUAutoencoderDetec
     version = gru.save(tmp_path / "m")
     (version / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
     manifest = json.loads((version / "manifest.json").read_text())
-    manifest["files"]["model.keras"] = model_dir.sha256_file(version / "model.keras")  # re-signed on purpose
+    manifest["files"]["model.keras"] = saving.sha256_file(version / "model.keras")  # re-signed on purpose
     (version / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CorruptModelError, match=r"model\.keras: cannot be loaded by Keras"):
         Detector.load(version)

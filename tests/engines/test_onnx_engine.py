@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pdm import saving
 from pdm.detectors.base import Detector
 from pdm.detectors.frames import sliding_windows
 from pdm.detectors.gru import GRUAutoencoderDetector, build_autoencoder
@@ -20,7 +21,6 @@ from pdm.detectors.gru_onnx.graph import SPLIT_BATCH
 from pdm.engines.keras_compiled import CompiledKerasEngine
 from pdm.engines.onnx_engine import ONNX_FILE, OnnxEngine
 from pdm.errors import ChecksumMismatchError, CorruptModelError, DataError, EngineMismatchError, ExportError
-from pdm.saving import model_dir
 from tests.conftest import SENSORS, normal_fleet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,14 +115,14 @@ def copy_version(version_dir: Path, tmp_path: Path) -> Path:
 
 def rewrite_manifest(version_dir: Path) -> None:
     """Make the manifest match the files again (as if the bad file had been saved like that)."""
-    model_dir.write_manifest(version_dir)
+    saving.write_manifest(version_dir)
 
 
 def test_save_writes_onnx_in_the_manifest(saved: tuple[GRUAutoencoderDetector, Path, np.ndarray]) -> None:
     _, version_dir, _ = saved
     files = json.loads((version_dir / "manifest.json").read_text())["files"]
     assert ONNX_FILE in files and "model.keras" in files
-    assert files[ONNX_FILE] == model_dir.sha256_file(version_dir / ONNX_FILE)
+    assert files[ONNX_FILE] == saving.sha256_file(version_dir / ONNX_FILE)
 
 
 @pytest.mark.parametrize("engine", ["auto", "onnx", "keras"])
@@ -149,16 +149,23 @@ def _corrupt_onnx(version_dir: Path) -> None:
     (version_dir / ONNX_FILE).write_bytes(bytes(data))
 
 
-def test_changed_onnx_is_refused_and_auto_falls_back(saved: tuple[GRUAutoencoderDetector, Path, np.ndarray],
-                                                      tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    version_dir = copy_version(saved[1], tmp_path)
-    _corrupt_onnx(version_dir)
-    with pytest.raises(ChecksumMismatchError, match=r"model\.onnx"):
+def refused_by_onnx_and_skipped_by_auto(version_dir: Path, error: type[Exception], match: str,
+                                        caplog: pytest.LogCaptureFixture) -> Detector:
+    """Loading with engine "onnx" raises ``error``; "auto" loads with Keras and a warning naming model.onnx."""
+    with pytest.raises(error, match=match):
         Detector.load(version_dir, engine="onnx")
     with caplog.at_level(logging.WARNING):
         det = Detector.load(version_dir, engine="auto")
     assert isinstance(det.engine_, CompiledKerasEngine)  # type: ignore[attr-defined]
     assert any("model.onnx" in r.getMessage() and "Keras" in r.getMessage() for r in caplog.records)
+    return det
+
+
+def test_changed_onnx_is_refused_and_auto_falls_back(saved: tuple[GRUAutoencoderDetector, Path, np.ndarray],
+                                                      tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    version_dir = copy_version(saved[1], tmp_path)
+    _corrupt_onnx(version_dir)
+    det = refused_by_onnx_and_skipped_by_auto(version_dir, ChecksumMismatchError, r"model\.onnx", caplog)
     scores, _ = det.score_windows(saved[2][:5])
     np.testing.assert_allclose(scores, saved[0].score_windows(saved[2][:5])[0], atol=1e-5, rtol=1e-5)
 
@@ -182,7 +189,7 @@ def test_bad_onnx_with_a_matching_manifest(damage: str, saved: tuple[GRUAutoenco
     if damage == "garbage":
         path.write_bytes(b"not an onnx model" * 10)
     elif damage == "other_shape":  # pdm's export, claiming the right model.keras, but for another window
-        keras_sha = model_dir.sha256_file(version_dir / "model.keras")
+        keras_sha = saving.sha256_file(version_dir / "model.keras")
         path.write_bytes(export_onnx(random_model("gru", 12, 3, hidden=8, latent=4), keras_sha256=keras_sha))
     elif damage == "other_keras":  # another model's export of the same shape, bound to its own model.keras
         path.write_bytes(export_onnx(random_model("gru", 16, 3, hidden=8, latent=4), keras_sha256="0" * 64))
@@ -191,12 +198,31 @@ def test_bad_onnx_with_a_matching_manifest(damage: str, saved: tuple[GRUAutoenco
     rewrite_manifest(version_dir)
     expected = {"garbage": CorruptModelError, "other_shape": EngineMismatchError,
                 "other_keras": EngineMismatchError, "missing": CorruptModelError}[damage]
-    with pytest.raises(expected, match=r"model\.onnx"):
-        Detector.load(version_dir, engine="onnx")
-    with caplog.at_level(logging.WARNING):
-        det = Detector.load(version_dir)
-    assert isinstance(det.engine_, CompiledKerasEngine)  # type: ignore[attr-defined]
-    assert any("model.onnx" in r.getMessage() and "Keras" in r.getMessage() for r in caplog.records)
+    refused_by_onnx_and_skipped_by_auto(version_dir, expected, r"model\.onnx", caplog)
+
+
+def test_onnx_added_after_saving_is_refused_and_auto_falls_back(
+        saved: tuple[GRUAutoencoderDetector, Path, np.ndarray], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    version_dir = copy_version(saved[1], tmp_path)
+    data = (version_dir / ONNX_FILE).read_bytes()
+    (version_dir / ONNX_FILE).unlink()
+    rewrite_manifest(version_dir)
+    (version_dir / ONNX_FILE).write_bytes(data)  # the right file, but not covered by the manifest
+    refused_by_onnx_and_skipped_by_auto(version_dir, CorruptModelError, r"model\.onnx: is not listed in manifest\.json",
+                                        caplog)
+
+
+@pytest.mark.parametrize("engine", ["auto", "onnx", "keras"])
+@pytest.mark.parametrize("name", ["model.keras", "envelope.json"])
+def test_the_grus_required_files_are_required(name: str, engine: str,
+                                              saved: tuple[GRUAutoencoderDetector, Path, np.ndarray],
+                                              tmp_path: Path) -> None:
+    version_dir = copy_version(saved[1], tmp_path)
+    (version_dir / name).unlink()
+    rewrite_manifest(version_dir)  # as if it had been saved without it
+    with pytest.raises(CorruptModelError, match=rf"{name}: is missing"):
+        Detector.load(version_dir, engine=engine)
 
 
 def test_other_model_with_the_right_keras_sha_fails_its_probe(saved: tuple[GRUAutoencoderDetector, Path, np.ndarray],

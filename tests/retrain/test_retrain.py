@@ -23,7 +23,7 @@ from pdm.retrain.compare import Figures, decide
 from pdm.retrain.exclusions import Margins, exclusion_mask, split
 from pdm.retrain.lock import LockedError, model_lock
 from pdm.retrain.report import REPORT_JSON
-from pdm.saving import current_version, ordered_versions, prune_versions, remove_version, set_current, write_version
+from pdm.saving import current_version, ordered_versions, prune_versions, remove_version, set_current
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,12 +133,10 @@ def name_dir(zscore: RobustZScoreDetector, tmp_path: Path) -> Path:
     """Four versions: train (current then), a promoted retrain, a rejected retrain, a promoted retrain."""
     d = tmp_path / "pump"
     for decision in (None, True, False, True):
-        def write(tmp: Path, decision: bool | None = decision) -> None:
-            zscore._write_files(tmp)
-            if decision is not None:
-                (tmp / REPORT_JSON).write_text(json.dumps({"decision": {"promote": decision, "forced": False},
-                                                           "challenger": {"init": "scratch"}}))
-        write_version(d, write, make_current=decision is not False)
+        def report(tmp: Path, decision: bool | None = decision) -> None:
+            (tmp / REPORT_JSON).write_text(json.dumps({"decision": {"promote": decision, "forced": False},
+                                                       "challenger": {"init": "scratch"}}))
+        zscore.save(d, make_current=decision is not False, extra_files=report if decision is not None else None)
         time.sleep(0.01)
     return d
 

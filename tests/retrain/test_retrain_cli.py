@@ -17,7 +17,7 @@ from pdm.detectors.zscore import RobustZScoreDetector
 from pdm.retrain import RetrainOptions, from_frame, retrain
 from pdm.retrain.lock import model_lock
 from pdm.retrain.report import REPORT_JSON
-from pdm.saving import current_version, ordered_versions, write_version
+from pdm.saving import current_version, ordered_versions
 from tests.support.cli import command, pdm
 from tests.support.retrain import SMALL, fleet
 
@@ -71,10 +71,9 @@ def zscore_models(zscore: RobustZScoreDetector, tmp_path: Path) -> Path:
     name_dir = tmp_path / "models" / "pump"
     for report in (None, {"decision": {"promote": True}, "challenger": {"init": "scratch"}}):
         def write(tmp: Path, report: dict[str, object] | None = report) -> None:
-            zscore._write_files(tmp)
             if report:
                 (tmp / REPORT_JSON).write_text(json.dumps(report))
-        write_version(name_dir, write)
+        zscore.save(name_dir, extra_files=write)
         time.sleep(0.01)
     return name_dir
 

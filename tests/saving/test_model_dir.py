@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pdm import saving
 from pdm.detectors.base import Detector
 from pdm.detectors.zscore import RobustZScoreDetector
 from pdm.errors import ChecksumMismatchError, CorruptModelError, ModelLoadError, UnsupportedFormatError
@@ -26,7 +27,7 @@ def test_layout_and_current_pointer(saved: Path) -> None:
     assert {"manifest.json", "config.json", "scaler.json", "threshold.json", "alarm.json", "training.json",
             "evaluation.json"} <= files
     manifest = json.loads((saved / "manifest.json").read_text())
-    assert manifest["format_version"] == model_dir.FORMAT_VERSION
+    assert manifest["format_version"] == saving.FORMAT_VERSION
     assert set(manifest["files"]) == files - {"manifest.json"}
     config = json.loads((saved / "config.json").read_text())
     assert config["detector"] == "robust_zscore"
@@ -95,7 +96,7 @@ def test_missing_file_is_named(saved: Path) -> None:
 
 def test_newer_format_asks_for_an_upgrade(saved: Path) -> None:
     manifest = json.loads((saved / "manifest.json").read_text())
-    manifest["format_version"] = model_dir.FORMAT_VERSION + 1
+    manifest["format_version"] = saving.FORMAT_VERSION + 1
     (saved / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UnsupportedFormatError, match="upgrade pdm"):
         Detector.load(saved)
@@ -111,7 +112,7 @@ def test_invalid_json_content_is_named_even_with_matching_checksum(saved: Path) 
     # Someone edits a file and re-signs the manifest: schema validation still catches nonsense.
     (saved / "alarm.json").write_text(json.dumps({"k": 9, "n": 2, "m": 1}))
     manifest = json.loads((saved / "manifest.json").read_text())
-    manifest["files"]["alarm.json"] = model_dir.sha256_file(saved / "alarm.json")
+    manifest["files"]["alarm.json"] = saving.sha256_file(saved / "alarm.json")
     (saved / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(CorruptModelError, match=r"alarm\.json: is not valid"):
         Detector.load(saved)
@@ -145,3 +146,14 @@ def test_stale_temporaries_are_cleaned_by_the_next_save(saved: Path, zscore: Rob
     os.utime(stale, (0, 0))
     zscore.save(saved.parent)
     assert not stale.exists()
+
+
+def test_file_left_out_of_the_manifest_is_refused(saved: Path) -> None:
+    # Without its manifest entry a threshold.json edited after saving would load unchecked (threshold 1e9).
+    manifest = json.loads((saved / "manifest.json").read_text())
+    del manifest["files"]["threshold.json"]
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    path = saved / "threshold.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "value": 1e9}))
+    with pytest.raises(CorruptModelError, match=r"threshold\.json: is not listed in manifest\.json"):
+        Detector.load(saved)

@@ -22,7 +22,8 @@ import uuid
 from pathlib import Path
 
 from pdm.errors import ModelLoadError
-from pdm.saving.model_dir import CURRENT, MANIFEST, TMP_PREFIX, fsync_path, versions
+from pdm.saving.manifest import MANIFEST
+from pdm.saving.model_dir import CURRENT, TMP_PREFIX, fsync_path, versions
 
 logger = logging.getLogger(__name__)
 
