@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pdm.saving import read_model_json, resolve_version_dir
+from pdm.saving import open_version
 
 KNOWN_UNITS = {"temperature": "degC", "vibration": "mm/s", "pressure": "bar"}
 
@@ -50,6 +50,6 @@ def feature_infos(features: list[str], units: dict[str, str] | None) -> list[Fea
 
 def read_config(path: Path | str) -> DetectorConfig:
     """The validated ``config.json`` of a saved model (a name directory's current version, or a version directory)
-    without loading the model: its kind, hyper-parameters (``params``) and sensors. A damaged file is a typed
-    `pdm.errors.CorruptModelError`; checksums are verified by `Detector.load`, not here."""
-    return read_model_json(resolve_version_dir(path), "config.json", DetectorConfig)
+    without loading the model: its kind, hyper-parameters (``params``) and sensors. The version is verified first
+    (`pdm.saving.VersionDir`); a damaged file is a typed `pdm.errors.CorruptModelError`."""
+    return open_version(path).read_json("config.json", DetectorConfig)
