@@ -38,7 +38,7 @@ def psi_table(days: float, live_days: float) -> None:
     data, _ = simulate(4, days * 86_400, TRAIN_START, normal_only=True)
     det = GRUAutoencoderDetector(window=16, hidden=8, latent=4, epochs=3, features=SENSORS, seed=0)
     det.fit(data[["timestamp", "machine_id", *SENSORS]])
-    summary = det.calibration_summary_
+    summary = det.calibration_summary
     assert summary is not None
     edges = np.asarray(summary.edges)
     live, _ = simulate(4, live_days * 86_400, TRAIN_START + days * 86_400, normal_only=True)
@@ -85,9 +85,9 @@ def cost() -> None:
         try:
             t0 = time.perf_counter()
             for msg in msgs:
-                ready = m.apply(msg, 1).ready
+                ready = m.apply(msg).ready
                 if ready is not None:
-                    m.quality.scored(slot.drift.bins(np.zeros(len(ready.windows))))
+                    m.count_scored(slot.drift.bins(np.zeros(len(ready.windows))))
             return (time.perf_counter() - t0) / len(msgs) * 1e6
         finally:
             MachineQuality.observe, MachineQuality.scored = observe, scored
@@ -96,7 +96,7 @@ def cost() -> None:
     without, with_ = min(p[0] for p in pairs), min(p[1] for p in pairs)
     m = MachineState.create("m", slot, None)
     for msg in msgs:
-        m.apply(msg, 1)
+        m.apply(msg)
     t0 = time.perf_counter()
     for _ in range(2000):
         m.quality.report(slot.drift, "m", slot.features, False, DriftSettings())

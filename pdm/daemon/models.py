@@ -54,17 +54,15 @@ def load_slot(models_dir: Path, name: str, warm_up: bool, version: str | None = 
     size."""
     det = Detector.load(models_dir / name if version is None else version_path(models_dir, name, version),
                         engine=engine)
-    scorer = getattr(det, "engine_", None)
-    if warm_up and scorer is not None and hasattr(scorer, "warm_up"):
-        scorer.warm_up()
-    loaded = det.version_dir_.name
-    slot = ModelSlot(name=name, detector=det, ref=ModelRef(name=name, version=loaded), features=tuple(det.features_),
-                     window=det.window_length, max_gap_s=det.period_s_ * det.max_gap_factor,
-                     threshold=float(det.threshold_.value), period_s=det.period_s_,
-                     drift=Reference.of(getattr(det, "calibration_summary_", None), det.window_length))
+    if warm_up:
+        det.warm_up()
+    where = det.version_dir  # always set by Detector.load
+    loaded = where.name if where is not None else "unknown"
+    slot = ModelSlot(name=name, detector=det, ref=ModelRef(name=name, version=loaded), features=det.feature_names,
+                     window=det.window_length, max_gap_s=det.max_gap_s, threshold=det.threshold, period_s=det.period_s,
+                     drift=Reference.of(det.calibration_summary, det.window_length))
     logger.info("loaded model %s version %s (%s engine): window %d, features %s, threshold %.4g, alarm %s", name,
-                loaded, type(scorer).__name__ if scorer is not None else "no",
-                slot.window, ",".join(slot.features), slot.threshold, det.alarm_rule_)
+                loaded, det.engine_name or "no", slot.window, ",".join(slot.features), slot.threshold, det.alarm_rule)
     if slot.drift.summary is None:
         logger.warning("model %s version %s has no calibration.json (saved before it existed): drift is "
                        "'unavailable' and stuck sensors are not checked until it is retrained", name, loaded)
@@ -77,7 +75,7 @@ def misfit(old: ModelSlot, new: ModelSlot) -> str | None:
     It fits when it needs no sensor the old version did not (the machines are known to send those: a message
     lacking one was rejected), its threshold is a positive finite number, and its scoring path returns a finite
     score and contributions for a window of training medians (zeros after scaling). Another window length is
-    allowed (`pdm.daemon.machines.MachineState.rebase` says how the windows continue).
+    allowed (`pdm.detectors.stream.WindowStream.rebase` says how the windows continue).
     """
     extra = [f for f in new.features if f not in old.features]
     if extra:

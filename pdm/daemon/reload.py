@@ -10,7 +10,7 @@ Rules:
 - A version that loads and fits is handed to the scoring thread, which swaps it in after the micro-batch it is
   scoring (`pdm.daemon.scoring.Scorer.swap`): every window scored from then on, and every alert and state
   published, carries the new version. Open alerts stay open (same ``alert_id``); how each machine's window goes on
-  is `pdm.daemon.machines.MachineState.rebase`.
+  is `pdm.daemon.machines.MachineState.rebase` (the stream's part: `pdm.detectors.stream.WindowStream.rebase`).
 - A version that fails to load (missing or changed file, bad manifest, unreadable ``current``) or does not fit is
   refused: logged with the reason, counted (``pdm_model_reloads_total{result="refused"}``), listed in the status's
   ``model_errors``, and the old version keeps scoring. Saved versions never change, so a refused version is not

@@ -1,5 +1,5 @@
 """The scoring loop's work: validate messages, apply readings to machines, score the ready windows of a
-micro-batch together (one ``score_windows`` call per model), run the alarm rule, publish.
+micro-batch together (one ``score_windows`` call per model), run the alarm rule, publish what the machines build.
 
 Runs on the scoring thread only: machines are not shared with the network thread. Every message is handled in its
 own ``try``; a failure is logged (rate-limited), counted and published as a dead letter, and the loop goes on.
@@ -16,12 +16,12 @@ import numpy as np
 
 from pdm.contract import Maintenance, State, Topics, decode_object, parse_maintenance, parse_telemetry
 from pdm.contract.errors import ContractError
-from pdm.daemon.episodes import OpenAlert, step
 from pdm.daemon.machines import MachineState, Ready
 from pdm.daemon.metrics import Metrics
 from pdm.daemon.models import Models, ModelSlot
 from pdm.daemon.mqtt_link import QueuedMessage
 from pdm.daemon.publisher import Publisher
+from pdm.daemon.quality import DriftSettings
 from pdm.daemon.settings import ServeSettings
 from pdm.logs import RateLimitedLog
 
@@ -31,8 +31,12 @@ STATES = ("warming_up", "normal", "alert", "stale", "maintenance")
 
 class Scorer:
     def __init__(self, settings: ServeSettings, models: Models, metrics: Metrics, publisher: Publisher,
-                 restored: dict[str, State] | None = None) -> None:
+                 restored: dict[str, State] | None = None, *, heartbeat_s: float | None = None) -> None:
+        """``heartbeat_s``: seconds from a state published to its heartbeat (default ``--heartbeat``)."""
         self.settings, self.models, self.metrics, self.pub = settings, models, metrics, publisher
+        self.instance = settings.effective_instance
+        self.heartbeat_s = settings.heartbeat if heartbeat_s is None else heartbeat_s
+        self.rules = DriftSettings(settings.drift_window, settings.drift_moderate, settings.drift_high)
         self.topics = Topics(settings.prefix)
         self.machines: dict[str, MachineState] = {}
         self.maintenance: dict[str, Maintenance | None] = {}
@@ -59,8 +63,8 @@ class Scorer:
         self._flush(pending)
         now = time.monotonic()
         for m in touched.values():
-            if m.state != m.published_state:
-                self.pub.state(m, now)
+            if m.state_due():
+                self._publish_state(m, now)
         for item in items:
             self.metrics.latency.observe(now - item.arrived)
 
@@ -103,7 +107,7 @@ class Scorer:
         except ContractError:
             return
         if m is not None:
-            m.quality.rejected()
+            m.rejected()
 
     def _telemetry(self, item: QueuedMessage, pending: dict[str, list[Ready]]) -> MachineState | None:
         machine_id = self.topics.machine_of(item.topic)
@@ -116,14 +120,12 @@ class Scorer:
             self.pub.rejected(item.topic, "no_model", f"machine_type {mtype!r} has no route and there is no "
                               "--default-model", item.payload)
             if m is not None:
-                m.quality.rejected()
+                m.rejected()
             return None
         msg = parse_telemetry(obj, machine_id=machine_id, sensors=slot.features)
         if m is None or m.slot is not slot:
             m = self._new_machine(machine_id, slot, mtype, m)
-        applied = m.apply(msg, self.settings.stride)
-        m.last_arrival = item.arrived
-        m.stale = False
+        applied = m.apply(msg, item.arrived)
         self.metrics.readings.inc(applied.readings)
         for counter, n in ((self.metrics.duplicates, applied.duplicates), (self.metrics.late, applied.late),
                            (self.metrics.seq_gaps, applied.seq_gap), (self.metrics.gaps, applied.gaps),
@@ -137,16 +139,14 @@ class Scorer:
 
     def _new_machine(self, machine_id: str, slot: ModelSlot, mtype: str | None, old: MachineState | None,
                      ) -> MachineState:
-        m = MachineState.create(machine_id, slot, mtype, self.settings.drift_window)
+        m = MachineState.create(machine_id, slot, mtype, self.settings.drift_window, self.settings.stride)
         if old is not None:  # re-routed (its machine_type now maps to another model): keep the episode
             logger.info("machine %s re-routed from model %s to %s", machine_id, old.slot.name, slot.name)
-            m.open_alert, m.tracker.active, m.maintenance = old.open_alert, old.open_alert is not None, old.maintenance
+            m.continue_episode(old)
         elif machine_id in self.restored:
             st = self.restored.pop(machine_id)
             if st.alert_id is not None:
-                m.open_alert = OpenAlert.restored(machine_id, st.alert_id, st.since, st.score,
-                                                  (slot.window - 1) * slot.period_s)
-                m.tracker.active = True
+                m.restore_alert(st.alert_id, st.since, st.score)
                 self.metrics.restored.inc()
                 logger.info("machine %s: open alert %s restored from the retained state", machine_id, st.alert_id)
         maint = self.maintenance.get(machine_id)
@@ -174,26 +174,33 @@ class Scorer:
         self.metrics.score_seconds.labels(name).observe(time.perf_counter() - t0)
         self.metrics.windows.labels(name).inc(len(batch))
         self.metrics.batch_size.labels(name).observe(len(batch))
-        features, threshold = slot.features, slot.threshold
+        features = slot.features
         bins = slot.drift.bins(scores) if slot.drift.summary is not None else None
         i = 0
         for r in ready:
             m = r.machine
             if bins is not None and m.slot is slot:
-                m.quality.scored(bins[i : i + len(r.windows)])
+                m.count_scored(bins[i : i + len(r.windows)])
             for j in range(len(r.windows)):
                 score = float(scores[i])
                 row = shares[i]
                 contrib = {f: float(row[k]) for k, f in enumerate(features)}
-                m.open_alert, event = step(m.tracker, m.open_alert, m.machine_id, score=score, shares=contrib,
-                                           start=float(r.start_ts[j]), end=float(r.end_ts[j]), threshold=threshold)
-                m.last_score = score
+                end = float(r.end_ts[j])
+                event = m.record_score(score, contrib, start=float(r.start_ts[j]), end=end)
                 if event is not None:
-                    self.pub.alert(m, event)
-                    self.pub.state(m, time.monotonic())
+                    self.pub.alert(m.alert_message(event, self.instance))
+                    self._publish_state(m, time.monotonic())
                 if self.settings.publish_scores:
-                    self.pub.scores(m, float(r.end_ts[j]), score, contrib)
+                    self.pub.scores(m.machine_id, m.score_message(end, score, contrib, self.instance))
                 i += 1
+
+    def _publish_state(self, m: MachineState, now_mono: float) -> None:
+        """Publish the machine's retained state (with its quality) and book it."""
+        msg, quality = m.state_message(self.instance, self.rules)
+        if quality["drift_psi"] is not None:
+            self.metrics.drift_psi.labels(m.slot.name).observe(quality["drift_psi"])
+        self.pub.state(msg, quality)
+        m.mark_published(msg, now_mono + self.heartbeat_s)
 
     # ------------------------------------------------------------------ hot reload (between micro-batches)
     def swap(self, slot: ModelSlot) -> tuple[ModelSlot, int, int]:
@@ -217,12 +224,10 @@ class Scorer:
         quality: Tally[tuple[str, str, str]] = Tally()
         stale_after = self.settings.stale_timeout
         for m in self.machines.values():
-            if not m.stale and now_mono - m.last_arrival > stale_after:
-                m.stale = True
-            state = m.state
-            tally[state] += 1
-            if state != m.published_state or (connected and now_mono >= m.next_heartbeat):
-                self.pub.state(m, now_mono)
+            m.check_stale(now_mono, stale_after)
+            tally[m.state] += 1
+            if m.state_due(now_mono if connected else None):
+                self._publish_state(m, now_mono)
             quality[m.slot.name, m.quality.verdict, m.quality.drift] += 1
         for state in STATES:
             self.metrics.machines.labels(state).set(tally[state])

@@ -21,7 +21,6 @@ from pdm.daemon.metrics import HealthServer, Metrics
 from pdm.daemon.models import Models
 from pdm.daemon.mqtt_link import QueuedMessage, ScorerLink
 from pdm.daemon.publisher import Publisher
-from pdm.daemon.quality import DriftSettings
 from pdm.daemon.reload import Loaded, ModelWatcher, Refused
 from pdm.daemon.restore import open_alerts
 from pdm.daemon.scoring import Scorer
@@ -54,11 +53,7 @@ class Daemon:
         self.link = ScorerLink(settings, self.metrics, self.status, self.inbox)
         # a state is due two housekeeping ticks before the heartbeat, so it is never republished later than that
         self.housekeeping_s = min(HOUSEKEEPING_S, settings.heartbeat / 4)
-        self.publisher = Publisher(self.link, Topics(settings.prefix), instance=settings.effective_instance,
-                                   qos=settings.qos, metrics=self.metrics,
-                                   heartbeat_s=settings.heartbeat - 2 * self.housekeeping_s,
-                                   rules=DriftSettings(settings.drift_window, settings.drift_moderate,
-                                                       settings.drift_high))
+        self.publisher = Publisher(self.link, Topics(settings.prefix), qos=settings.qos, metrics=self.metrics)
         self.watcher = ModelWatcher(self.models.models_dir, self.models.slots, settings.reload_interval,
                                     settings.warm_up, settings.engine)
         self.scorer: Scorer | None = None
@@ -94,7 +89,8 @@ class Daemon:
                     logger.warning("the recorder has not connected within %g s; it keeps trying (what the broker "
                                    "sends before its first connection is not recorded)", RECORDER_CONNECT_S)
             restored = open_alerts(self.settings, self.stop_event)
-            self.scorer = Scorer(self.settings, self.models, self.metrics, self.publisher, restored)
+            self.scorer = Scorer(self.settings, self.models, self.metrics, self.publisher, restored,
+                                 heartbeat_s=self.settings.heartbeat - 2 * self.housekeeping_s)
             self.watcher.start()
             self.link.start()
             self._loop(self.scorer)

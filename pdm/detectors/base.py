@@ -12,6 +12,9 @@ Public methods validate their input and call the subclass's ``_fit_core`` / ``_w
 - ``save(name_dir)`` / ``load(path, engine="auto")``: versioned model directories (`pdm.detectors.persist` on
   `pdm.saving`); ``engine`` picks the scoring engine of detectors that have several (`pdm.engines.choice`), others
   ignore it.
+- ``stream(machine_id)``: the same windows one batch of readings at a time (`pdm.detectors.stream`), scored with
+  ``score_windows``; ``threshold``, ``new_alarm_tracker()``, ``max_gap_s`` and the other public properties of a
+  fitted detector are what a streaming service reads (never the fitted attributes ending in ``_``).
 
 A *segment* is a run of readings with no gap larger than ``max_gap_factor`` times the training data's median
 sampling period; no window spans two segments, and the alarm state restarts with each segment.
@@ -31,7 +34,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from pdm.detectors.alarm import AlarmRule
+from pdm.detectors.alarm import AlarmRule, AlarmTracker
 from pdm.detectors.calibration import Threshold, ThresholdMethod
 from pdm.detectors.config import FeatureInfo, feature_infos, runtime_versions
 from pdm.detectors.drift import CalibrationSummary
@@ -49,6 +52,7 @@ from pdm.detectors.frames import (
 )
 from pdm.detectors.persist import load_detector, save_detector
 from pdm.detectors.scaling import Scaler, ScalingMode
+from pdm.detectors.stream import WindowStream
 from pdm.errors import DataError, NotFittedError
 from pdm.saving import VersionDir, WriteFiles
 
@@ -335,8 +339,8 @@ class Detector(ABC):
     def score_windows(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Streaming entry point: scaled, filled windows (B, window, F) -> scores (B,) and contributions (B, F).
 
-        Build the windows with ``scaler_.transform(values, machine_id)`` and `pdm.detectors.frames.fill_missing`; the
-        verdict is ``score > threshold_.value`` and ``alarm_rule_.tracker()`` keeps each machine's alarm state."""
+        A machine's `stream` builds the windows; the verdict is ``score > threshold`` and `new_alarm_tracker` keeps
+        each machine's alarm state."""
         self._check_fitted()
         windows = np.asarray(windows, dtype=np.float32)
         expected = (self.window_length, len(self.features_))
@@ -365,6 +369,67 @@ class Detector(ABC):
         self._check_fitted()
         p = prepare_frame(frame, self.features_, timestamp_column=self.timestamp_column, machine_id=machine_id)
         self.scaler_.add_machine(machine_id, p.values)
+
+    # ----------------------------------------------------------------- what a streaming service reads
+    def stream(self, machine_id: str, *, stride: int = 1) -> WindowStream:
+        """A `pdm.detectors.stream.WindowStream` of machine ``machine_id``: its readings, a batch at a time, in the
+        windows `detect` would build (a window ready at every ``stride``-th reading); score them with
+        `score_windows`."""
+        self._check_fitted()
+        return WindowStream(self, machine_id, stride=stride)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """The sensors the model scores, in the order of its windows' columns."""
+        self._check_fitted()
+        return tuple(self.features_)
+
+    @property
+    def threshold(self) -> float:
+        """A window whose score is greater than this is over the threshold."""
+        self._check_fitted()
+        return float(self.threshold_.value)
+
+    @property
+    def alarm_rule(self) -> AlarmRule:
+        """The alarm rule (`pdm.detectors.alarm`: k of the last n windows over the threshold raise, m clear)."""
+        self._check_fitted()
+        return self.alarm_rule_
+
+    def new_alarm_tracker(self) -> AlarmTracker:
+        """A fresh alarm state for one machine: feed it ``score > threshold`` of each window in time order."""
+        return self.alarm_rule.tracker()
+
+    @property
+    def period_s(self) -> float:
+        """The training data's median sampling period, in seconds."""
+        self._check_fitted()
+        return float(self.period_s_)
+
+    @property
+    def max_gap_s(self) -> float:
+        """The longest step between two readings of one segment: ``max_gap_factor`` x `period_s`."""
+        return self.period_s * self.max_gap_factor
+
+    @property
+    def calibration_summary(self) -> CalibrationSummary | None:
+        """The calibration score distribution (`pdm.detectors.drift`); ``None`` for a version saved before
+        ``calibration.json`` existed."""
+        self._check_fitted()
+        return getattr(self, "calibration_summary_", None)
+
+    @property
+    def version_dir(self) -> Path | None:
+        """The version directory the detector was loaded from or last saved to; ``None`` before either."""
+        return getattr(self, "version_dir_", None)
+
+    @property
+    def engine_name(self) -> str | None:
+        """The compiled scoring engine's class name; ``None`` for a detector that scores with NumPy alone."""
+        return None
+
+    def warm_up(self) -> None:  # noqa: B027 - optional hook
+        """Compile the scoring path for every batch size, so the first windows are not slow (no-op without one)."""
 
     # ----------------------------------------------------------------- persistence (`pdm.detectors.persist`)
     def save(self, name_dir: Path | str, *, make_current: bool = True,

@@ -262,6 +262,19 @@ class GRUAutoencoderDetector(Detector):
         self.engine_: Engine = CompiledKerasEngine(model, jit_compile=self.jit_compile)
 
     # ----------------------------------------------------------------- scoring
+    @property
+    def engine_name(self) -> str | None:
+        """The scoring engine's class name: ``OnnxEngine`` or ``CompiledKerasEngine`` (`pdm.engines.choice`)."""
+        self._check_fitted()
+        return type(self.engine_).__name__
+
+    def warm_up(self) -> None:
+        """Compile the scoring engine's path for every batch size (engines without one need nothing)."""
+        self._check_fitted()
+        warm = getattr(self.engine_, "warm_up", None)  # optional in the `pdm.engines.Engine` protocol
+        if warm is not None:
+            warm()
+
     def _aggregate(self, errors: np.ndarray) -> np.ndarray:  # type: ignore[override]
         return np.asarray(errors.max(axis=1) if self.score_reduction == "max" else errors.mean(axis=1))
 

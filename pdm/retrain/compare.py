@@ -73,9 +73,9 @@ def judge(det: Detector, holdout: Mapping[str, pd.DataFrame],
           fault_slices: Mapping[str, tuple[pd.DataFrame, list[FaultSpan]]], grace_s: float,
           rng_seed: int = 0) -> Figures:
     """Score the held-out normal frames and the fault slices with ``det``; the figures of the module docstring."""
-    thr = float(det.threshold_.value)
-    k, n = det.alarm_rule_.k, det.alarm_rule_.n
-    max_gap = det.period_s_ * det.max_gap_factor
+    thr = det.threshold
+    k, n = det.alarm_rule.k, det.alarm_rule.n
+    max_gap = det.max_gap_s
     results, ratios, raises, over, windows = [], [], 0, 0, 0
     for m, frame in holdout.items():
         out = det.detect(as_input(frame, det.timestamp_column), machine_id=m)

@@ -31,9 +31,9 @@ def check_compatible(champion: GRUAutoencoderDetector, params: Mapping[str, Any]
         if name in params and params[name] != getattr(champion, name):
             raise DataError(f"--init finetune: found {name}={params[name]!r}, expected the champion's "
                             f"{getattr(champion, name)!r} (fine-tuning keeps the architecture; use --init scratch)")
-    if list(features) != list(champion.features_):
+    if list(features) != list(champion.feature_names):
         raise DataError(f"--init finetune: found sensors {list(features)}, expected the champion's "
-                        f"{list(champion.features_)} in that order (use --init scratch)")
+                        f"{list(champion.feature_names)} in that order (use --init scratch)")
 
 
 class FineTunedGRU(GRUAutoencoderDetector):

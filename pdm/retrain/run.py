@@ -98,9 +98,10 @@ def retrain(data: RetrainData, name_dir: Path | str, options: RetrainOptions,
     with model_lock(name_dir):
         t0 = time.monotonic()
         champion = load_champion(name_dir)
-        champion_version = champion.version_dir_.name if champion is not None else None
+        champion_version = champion.version_dir.name if champion is not None and champion.version_dir else None
         champion_error = _unusable(champion, data)
-        usable = champion.features_ if isinstance(champion, GRUAutoencoderDetector) and not champion_error else None
+        usable = champion.feature_names if isinstance(champion, GRUAutoencoderDetector) and not champion_error \
+            else None
         features = list(options.overrides.get("features") or usable or data.features)
         exclusions = list(data.exclusions)
         do_screen = options.screen if options.screen is not None else (
@@ -163,7 +164,7 @@ def retrain(data: RetrainData, name_dir: Path | str, options: RetrainOptions,
 def _unusable(champion: Detector | None, data: RetrainData) -> str | None:
     if champion is None:
         return None
-    missing = [f for f in champion.features_ if f not in data.features]
+    missing = [f for f in champion.feature_names if f not in data.features]
     if missing:
         return f"its sensors {missing} are not in the data, which has {data.features}"
     return None
@@ -192,7 +193,7 @@ def _report(data: RetrainData, options: RetrainOptions, summary: ExclusionSummar
         "champion": None if champion_version is None else {
             "version": champion_version, "figures": None if cp_fig is None else cp_fig.to_dict(),
             "error": champion_error},
-        "challenger": {"init": options.init, "threshold": challenger.threshold_.value,
+        "challenger": {"init": options.init, "threshold": challenger.threshold,
                        "figures": ch_fig.to_dict(), "fit": fit, "training": challenger.training_summary_},
         "data": {"source": data.source, "machines": len(data.machines), "machine_ids": data.machines[:100],
                  "rows": len(data.frame), "span": [float(ts.min()), float(ts.max())],

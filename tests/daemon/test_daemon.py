@@ -1,10 +1,9 @@
-"""Scoring daemon, unit level (no broker): streaming windows equal the batch path's, the reading rules, alert
-episodes, and the settings' precedence."""
+"""Scoring daemon, unit level (no broker): the reading rules of a machine, alert episodes, and the settings'
+precedence. (That the streaming windows equal the batch path's is the detector's: tests/detectors/test_stream.py.)"""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from pdm import contract
@@ -26,64 +25,25 @@ def message(machine: str, seq: int, ts: np.ndarray, values: np.ndarray) -> contr
     return contract.parse_telemetry(contract.encode_batch(machine, seq, ts.tolist(), cols), machine, SENSORS)
 
 
-def stream(m: MachineState, ts: np.ndarray, values: np.ndarray, size: int = 60, stride: int = 1,
-           ) -> tuple[np.ndarray, np.ndarray, list[bool]]:
-    """Feed ``m`` in messages of ``size`` readings; returns window end times, scores and alarm states."""
-    det = m.slot.detector
-    ends, scores, alarms = [], [], []
-    for k, i in enumerate(range(0, len(ts), size)):
-        ready = m.apply(message(m.machine_id, k, ts[i : i + size], values[i : i + size]), stride).ready
-        if ready is None:
-            continue
-        s, sh = det.score_windows(ready.windows)
-        for j in range(len(s)):
-            m.open_alert, _ = step(m.tracker, m.open_alert, m.machine_id, score=float(s[j]),
-                                   shares=dict(zip(SENSORS, sh[j].tolist(), strict=True)),
-                                   start=float(ready.start_ts[j]), end=float(ready.end_ts[j]),
-                                   threshold=m.slot.threshold)
-            alarms.append(m.tracker.active)
-        ends.extend(ready.end_ts.tolist())
-        scores.extend(s.tolist())
-    return np.array(ends), np.array(scores), alarms
-
-
-def test_streaming_scores_and_alarms_equal_the_batch_path(models: Models) -> None:
-    data, _ = simulate(4, 1800, LIVE_START, fault_rate_per_day=0.0, forced=[])
-    ts, values = machine_arrays(data, "pump-001")
-    values[100:130, 1] = np.nan  # a vibration dropout: last observation carried forward
-    values[0:5, 0] = np.nan  # missing since the segment's start: 0 (the training median)
-    values[900:1100, 1] += 6.0  # a vibration step, so the alarm rule has something to do
-    slot = models.slots[MODEL]
-    frame = pd.DataFrame({"timestamp": ts, **{s: values[:, j] for j, s in enumerate(SENSORS)}})
-    batch = slot.detector.detect(frame, machine_id="pump-001")
-    m = MachineState.create("pump-001", slot, "pump")
-    ends, scores, alarms = stream(m, ts, values, size=37)  # messages that do not line up with windows
-    expected = batch.dropna(subset=["score"])
-    assert np.array_equal(ends, ts[slot.window - 1 :])
-    np.testing.assert_allclose(scores, expected["score"].to_numpy(), rtol=1e-4, atol=1e-5)
-    assert alarms == expected["alarm"].tolist()
-    assert any(alarms), "the vibration step should raise the alarm"
-
-
 def test_duplicates_late_readings_gaps_and_stride(models: Models) -> None:
     slot = models.slots[MODEL]
     m = MachineState.create("pump-009", slot, None)  # a machine the model has not seen: global scaling
     ts = LIVE_START + np.arange(40.0)
     values = np.tile([40.0, 1.5, 3.0], (40, 1))
-    first = m.apply(message("pump-009", 0, ts[:20], values[:20]), stride=1)
+    first = m.apply(message("pump-009", 0, ts[:20], values[:20]))
     assert first.readings == 20 and first.ready is not None and len(first.ready.windows) == 20 - slot.window + 1
-    again = m.apply(message("pump-009", 0, ts[:20], values[:20]), stride=1)  # repeated seq
+    again = m.apply(message("pump-009", 0, ts[:20], values[:20]))  # repeated seq
     assert again.duplicate_message and again.duplicates == 20 and again.ready is None
     mixed = message("pump-009", 1, np.r_[ts[19], ts[10], ts[20:25]], values[:7])  # same ts, late, 5 new
-    applied = m.apply(mixed, stride=1)
+    applied = m.apply(mixed)
     assert (applied.duplicates, applied.late, applied.readings) == (1, 1, 5)
     assert applied.ready is not None and applied.ready.end_ts.tolist() == ts[20:25].tolist()
     assert m.state == "normal"
     gap_ts = ts[25:40] + 10 * slot.max_gap_s  # a gap larger than the model allows
-    gapped = m.apply(message("pump-009", 2, gap_ts, values[25:40]), stride=1)
+    gapped = m.apply(message("pump-009", 2, gap_ts, values[25:40]))
     assert gapped.gaps == 1 and gapped.ready is None and m.state == "warming_up"
-    strided = MachineState.create("pump-001", slot, "pump")
-    got = strided.apply(message("pump-001", 0, ts, values), stride=4).ready
+    strided = MachineState.create("pump-001", slot, "pump", stride=4)
+    got = strided.apply(message("pump-001", 0, ts, values)).ready
     assert got is not None
     assert got.end_ts.tolist() == ts[slot.window - 1 :: 4].tolist()
     assert got.start_ts.tolist() == ts[: 40 - slot.window + 1 : 4].tolist()

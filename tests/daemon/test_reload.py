@@ -51,7 +51,7 @@ def feed(m: MachineState, ts: np.ndarray, values: np.ndarray, size: int = 23) ->
         seq = 0 if m.last_seq is None else m.last_seq + 1
         msg = contract.parse_telemetry(contract.encode_batch(m.machine_id, seq, ts[i : i + size].tolist(), cols),
                                        m.machine_id, m.slot.features)
-        ready = m.apply(msg, stride=1).ready
+        ready = m.apply(msg).ready
         if ready is not None:
             ends.extend(ready.end_ts.tolist())
             scores.extend(m.slot.detector.score_windows(ready.windows)[0].tolist())
@@ -93,11 +93,11 @@ def test_swap_continues_every_window_in_the_new_versions_scaling(tmp_path: Path,
     assert b.ref.version != a.ref.version and b.threshold == pytest.approx(0.8 * a.threshold)
     m = MachineState.create("pump-001", a, "pump")
     feed(m, ts[:30], values[:30])  # 30 readings: the ring holds the default-filled ones
-    assert m.rebase(b) == 0 and m.slot is b and m.tracker.rule == b.detector.alarm_rule_
+    assert m.rebase(b) == 0 and m.slot is b and m.tracker.rule == b.detector.alarm_rule
     ends, scores = feed(m, ts[30:800], values[30:800])
     assert ends == ts[30:800].tolist()  # every reading completes a window: none skipped, none twice
     np.testing.assert_allclose(scores, batch_scores(b, ts, values)[30:800], rtol=1e-4, atol=1e-5)
-    assert m.ring.n < m.seg_count  # the ring has been compacted: the second swap converts a partial history
+    assert m.stream.ring.n < m.stream.seg_count  # the ring was compacted: the second swap converts a partial history
     assert m.rebase(a) == 0
     ends, scores = feed(m, ts[800:], values[800:])
     assert ends == ts[800:].tolist()
@@ -112,12 +112,12 @@ def test_swap_to_another_window_length_and_back(tmp_path: Path, data, zscores) -
     assert m.rebase(z) == 0  # a shorter window: seamless
     i = 300
     compacted = False
-    while not (compacted and m.ring.n == 5):  # one reading at a time, until just after the ring moved its rows
-        before = m.ring.n
+    while not (compacted and m.stream.ring.n == 5):  # one reading at a time, until just after the ring moved its rows
+        before = m.stream.ring.n
         ends, scores = feed(m, ts[i : i + 1], values[i : i + 1])
         assert ends == [ts[i]]
         np.testing.assert_allclose(scores, batch_scores(z, ts, values)[i : i + 1], rtol=1e-4, atol=1e-5)
-        compacted = compacted or m.ring.n < before
+        compacted = compacted or m.stream.ring.n < before
         i += 1
     # back to window 16: the ring holds 5 readings, so 10 windows go unscored while it fills
     assert m.rebase(a) == 10
@@ -133,7 +133,7 @@ def test_swap_to_fewer_sensors(tmp_path: Path, data, zscores) -> None:  # type: 
     assert misfit(a, z) is None and misfit(z, a) is not None  # fewer sensors fit; more do not
     m = MachineState.create("pump-001", a, "pump")
     feed(m, ts[:10], values[:10])  # temperature still missing since the segment's start
-    assert m.rebase(z) == 0 and m.ring.values.shape[1] == 2
+    assert m.rebase(z) == 0 and m.stream.ring.values.shape[1] == 2
     ends, scores = feed(m, ts[10:], values[10:])
     assert ends == ts[10:].tolist()
     np.testing.assert_allclose(scores, batch_scores(z, ts, values)[10:], rtol=1e-4, atol=1e-5)

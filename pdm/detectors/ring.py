@@ -1,4 +1,5 @@
-"""The ring buffer of one machine: its newest scaled, filled readings, contiguous, so windows are views.
+"""The ring buffer of one machine's stream (`pdm.detectors.stream`): its newest scaled, filled readings,
+contiguous, so windows are views.
 
 Rules: rows are appended at the end; when the buffer is full, its newest ``window - 1`` rows (all a window needs)
 move to the front. It always holds the newest ``min(rows appended since the last clear, window - 1)`` rows, at
