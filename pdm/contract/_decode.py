@@ -82,7 +82,7 @@ def check_machine_id(value: object, what: str, topic_machine: str | None) -> str
 
 def is_number(value: object) -> bool:
     """A finite JSON number (``bool`` is not a number here; an integer of any size is finite)."""
-    return type(value) is int or (type(value) is float and math.isfinite(value))  # type: ignore[arg-type]
+    return type(value) is int or (type(value) is float and math.isfinite(value))
 
 
 def raise_validation(exc: ValidationError, what: str) -> NoReturn:
