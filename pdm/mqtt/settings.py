@@ -6,7 +6,9 @@ table (``config_table``), the base of its instance name (``instance_base``) and 
 inherits the fields below, their validators and the derived properties. Sources, highest first: the values given
 (flags), ``<env_prefix><NAME>``, then, when ``shared_env_prefix`` is set, ``<shared_env_prefix><NAME>`` for the
 `CONNECTION_KEYS` only, then the TOML config file (`TomlFile`), then defaults. The password is a ``SecretStr`` that
-comes only from the environment or ``password_file``, never from a flag or the config file.
+comes only from the environment or ``password_file``, never from a flag or the config file, and is never shown (the
+settings' ``repr`` prints ``**********``). A broker URL with credentials (``mqtt://user:pass@host``) is refused, its
+password shown as ``***`` in the error: the user goes in ``username``, the password in the environment.
 
 >>> class Probe(ConnectionSettings):
 ...     instance_base: ClassVar[str] = "probe"
