@@ -61,6 +61,8 @@ def plausible_time(ts: float | int) -> bool:
 
 def check_times(ts: np.ndarray, what: str, field: str = "ts") -> None:
     """Every ``ts`` in ``[MIN_TS, MAX_TS)``; `TimestampError` naming the first one that is not."""
+    if len(ts) and ts.min() >= MIN_TS and ts.max() < MAX_TS:  # the usual case, cheaply (NaN fails both)
+        return
     bad = np.flatnonzero(~((ts >= MIN_TS) & (ts < MAX_TS)))
     if len(bad):
         i = int(bad[0])

@@ -208,6 +208,6 @@ def _fast_rows(rows: list[Any], sensors: tuple[str, ...], max_abs: float,
     finite = np.isfinite(values)
     if not (np.isfinite(ts).all() and (ts >= 0).all()) or int((~finite).sum()) != flat.count(None):
         return None  # a NaN or infinity that was not a null
-    if (np.abs(values[finite]) > max_abs).any():
+    if (np.abs(values) > max_abs).any():  # NaN (a null) compares False
         return None
     return ts, values, n_keys - len(rows) * (1 + len(sensors))
