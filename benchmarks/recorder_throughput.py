@@ -69,7 +69,7 @@ def main() -> None:
     broker.start()
     try:
         s = RecordSettings(root=work / "rec", broker=broker.url, flush_interval=args.flush_interval,
-                           tables=("telemetry",), drain_timeout=60.0)
+                           tables=("telemetry",), drain_timeout=60.0, max_clock_skew=0)  # 2026-11-23 data
         first = Recorder(s)  # creates the persistent session
         first.start()
         first.ready.wait(20)

@@ -12,13 +12,18 @@ message says what was found and what was expected:
 - ``MachineMismatchError`` (``machine_mismatch``): ``machine_id`` differs from the topic's;
   ``TopicMismatchError`` (``topic_mismatch``) for a status's service/instance.
 
+The bounds on untrusted input (`pdm.contract.limits`), each with its own reason: ``too_deep`` (a `NotJSONError`),
+``out_of_range``, ``bad_timestamp``, ``clock_skew`` and ``too_long`` (`FieldValueError` subclasses). Retained
+states can be signed (`sign_state`, `verify_state`; ``bad_signature``).
+
 >>> topics = Topics("pdm/v1")
 >>> msg = parse_message(topics, "pdm/v1/telemetry/pump-007",
-...               b'{"machine_id": "pump-007", "ts": 1.0, "temperature": 61.2, "vibration": null, "pressure": 4}')
+...               b'{"machine_id": "pump-007", "ts": 1795406400.0, "temperature": 61.2, "vibration": null, '
+...               b'"pressure": 4}')
 >>> msg.machine_id, msg.values.tolist()
 ('pump-007', [[61.2, nan, 4.0]])
 >>> try:
-...     parse_message(topics, "pdm/v1/telemetry/pump-008", b'{"machine_id": "pump-007", "ts": 1.0}')
+...     parse_message(topics, "pdm/v1/telemetry/pump-008", b'{"machine_id": "pump-007", "ts": 1795406400.0}')
 ... except ContractError as exc:
 ...     print(type(exc).__name__, exc.reason)
 MachineMismatchError machine_mismatch
@@ -30,6 +35,7 @@ from collections.abc import Callable
 
 from pdm.contract._decode import SCHEMA, Payload, decode_object
 from pdm.contract.errors import ContractError, TopicError
+from pdm.contract.limits import MAX_ABS_VALUE, MAX_REASON, MAX_TEXT, MAX_TS, MIN_TS
 from pdm.contract.messages import (
     EXCERPT_BYTES,
     Alert,
@@ -49,24 +55,34 @@ from pdm.contract.messages import (
     parse_status,
     parse_truth,
 )
+from pdm.contract.signing import STATE_KEY_ENV, sign_state, state_key, verify_state
 from pdm.contract.telemetry import SENSORS, UNITS, Telemetry, encode_batch, encode_reading, parse_telemetry
 from pdm.contract.topics import (
     DEFAULT_PREFIX,
     NAME_PATTERN,
+    NAME_RULE,
     TopicInfo,
     Topics,
     check_name,
     is_valid_name,
     owns,
+    redact_url,
     shard_of,
 )
 
 __all__ = [
     "DEFAULT_PREFIX",
     "EXCERPT_BYTES",
+    "MAX_ABS_VALUE",
+    "MAX_REASON",
+    "MAX_TEXT",
+    "MAX_TS",
+    "MIN_TS",
     "NAME_PATTERN",
+    "NAME_RULE",
     "SCHEMA",
     "SENSORS",
+    "STATE_KEY_ENV",
     "UNITS",
     "Alert",
     "ContractError",
@@ -97,7 +113,11 @@ __all__ = [
     "parse_status",
     "parse_telemetry",
     "parse_truth",
+    "redact_url",
     "shard_of",
+    "sign_state",
+    "state_key",
+    "verify_state",
 ]
 
 
@@ -112,7 +132,7 @@ def parse_message(topics: Topics, topic: str, payload: Payload) -> Telemetry | M
         return parse_rejected(payload)
     parser = _BY_KIND.get(info.kind)
     if parser is None:
-        raise TopicError(f"topic: found {topic!r} ({info.kind}), expected a topic whose payload the contract "
+        raise TopicError(f"topic: found {topic[:200]!r} ({info.kind}), expected a topic whose payload the contract "
                          "specifies")
     return parser(payload, info.machine_id)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import reprlib
 from collections.abc import Mapping
 from typing import Any, NoReturn
 
@@ -14,17 +15,25 @@ from pdm.contract.errors import (
     MachineMismatchError,
     MissingFieldError,
     NotJSONError,
+    OutOfRangeError,
     SchemaVersionError,
+    TimestampError,
+    TooDeepError,
+    TooLongError,
 )
-from pdm.contract.topics import is_valid_name
+from pdm.contract.topics import NAME_RULE, is_valid_name
 
 SCHEMA = 1
 Payload = bytes | bytearray | memoryview | str | Mapping[str, Any]
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxlong, _REPR.maxother = 3, 80, 40, 80
+
+
 def short(value: object, limit: int = 60) -> str:
-    """``repr`` of a found value, cut to ``limit`` characters."""
-    text = repr(value)
+    """``repr`` of a found value, cut to ``limit`` characters (bounded work whatever the value's size or depth)."""
+    text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -35,6 +44,9 @@ def decode_object(payload: Payload, what: str) -> dict[str, Any]:
     raw = bytes(payload) if isinstance(payload, bytearray | memoryview) else payload
     try:
         obj = json.loads(raw)
+    except RecursionError:
+        raise TooDeepError(f"{what}: found JSON nested deeper than the decoder's limit (about "
+                           "1000 levels), expected a JSON object of a few levels") from None
     except UnicodeDecodeError as exc:
         raise NotJSONError(f"{what}: found bytes that are not UTF-8 ({exc.reason} at byte {exc.start}), expected "
                            "UTF-8 JSON") from None
@@ -61,8 +73,7 @@ def check_schema(obj: Mapping[str, Any], what: str, required: bool = True) -> No
 def check_machine_id(value: object, what: str, topic_machine: str | None) -> str:
     """A valid machine id equal to the topic's MACHINE (when given)."""
     if not is_valid_name(value):
-        raise FieldValueError(f"{what}: machine_id: found {short(value)}, expected 1-64 characters of "
-                              "[A-Za-z0-9_.-]")
+        raise FieldValueError(f"{what}: machine_id: found {short(value)}, expected {NAME_RULE}")
     if topic_machine is not None and value != topic_machine:
         raise MachineMismatchError(f"{what}: machine_id: found {value!r}, expected {topic_machine!r} (the "
                                    "topic's MACHINE)")
@@ -70,8 +81,8 @@ def check_machine_id(value: object, what: str, topic_machine: str | None) -> str
 
 
 def is_number(value: object) -> bool:
-    """A finite JSON number (``bool`` is not a number here)."""
-    return type(value) in (int, float) and math.isfinite(value)  # type: ignore[arg-type]
+    """A finite JSON number (``bool`` is not a number here; an integer of any size is finite)."""
+    return type(value) is int or (type(value) is float and math.isfinite(value))
 
 
 def raise_validation(exc: ValidationError, what: str) -> NoReturn:
@@ -83,9 +94,16 @@ def raise_validation(exc: ValidationError, what: str) -> NoReturn:
     where = f"{what}: {loc}" if loc else what
     if err["type"] == "missing":
         raise MissingFieldError(f"{what}: found no key {loc!r}, expected it (see docs/mqtt-contract.md){more}")
+    typed = _TYPED.get(err["type"])
+    if typed is not None:
+        raise typed(f"{where}: {err['msg']}{more}")
     msg = err["msg"]
     if err["type"] == "value_error":
         raise FieldValueError(f"{where}: {msg.removeprefix('Value error, ')}{more}")
+    if err["type"] in ("string_too_long", "too_long"):
+        unit = "characters" if isinstance(err["input"], str) else "items"
+        raise TooLongError(f"{where}: found {_size(err['input'])}, expected at most "
+                           f"{err.get('ctx', {}).get('max_length')} {unit}{more}")
     if err["type"] == "string_pattern_mismatch":
         expected = f"a string matching {err.get('ctx', {}).get('pattern')}"
     elif msg.startswith("Input should be "):
@@ -93,3 +111,11 @@ def raise_validation(exc: ValidationError, what: str) -> NoReturn:
     else:
         expected = msg[0].lower() + msg[1:]
     raise FieldValueError(f"{where}: found {short(err['input'])}, expected {expected}{more}")
+
+
+_TYPED: dict[str, type[FieldValueError]] = {"bad_timestamp": TimestampError, "out_of_range": OutOfRangeError}
+
+
+def _size(value: object) -> str:
+    return f"{len(value)} {'characters' if isinstance(value, str) else 'items'}" if hasattr(value, "__len__") \
+        else short(value)

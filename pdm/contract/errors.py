@@ -65,3 +65,42 @@ class MachineMismatchError(TopicMismatchError):
     """A payload's ``machine_id`` differs from the machine id in its topic."""
 
     reason = "machine_mismatch"
+
+
+class TooDeepError(NotJSONError):
+    """A payload nests arrays or objects deeper than the contract allows (``MAX_DEPTH``): refused before or while
+    decoding, never a crash of the consumer."""
+
+    reason = "too_deep"
+
+
+class OutOfRangeError(FieldValueError):
+    """A number is finite but beyond what a model can use (``|value| > max_abs_value``, e.g. a PLC's float32
+    maximum sent for "invalid"), or an integer beyond its field's range."""
+
+    reason = "out_of_range"
+
+
+class TimestampError(FieldValueError):
+    """A timestamp is not a plausible time: before 2000-01-01 or from 2100-01-01 on (a device whose clock was reset,
+    milliseconds sent as seconds)."""
+
+    reason = "bad_timestamp"
+
+
+class ClockSkewError(FieldValueError):
+    """A timestamp is further from the receive time than the consumer's ``max_clock_skew_s`` allows."""
+
+    reason = "clock_skew"
+
+
+class TooLongError(FieldValueError):
+    """A string (or a mapping) is longer than the contract's cap for its field."""
+
+    reason = "too_long"
+
+
+class SignatureError(PayloadError):
+    """A signed payload (a retained state) has no signature, or one that the key does not verify."""
+
+    reason = "bad_signature"

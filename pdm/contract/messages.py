@@ -2,6 +2,8 @@
 
 Build with the model (``TruthEvent(...)``) and send ``.encode()``; receive with ``parse_<kind>(payload, ...)``,
 which raises a typed :class:`pdm.contract.errors.ContractError` that says what was found and what was expected.
+Bounds (`pdm.contract.limits`): times before 2100 (``bad_timestamp``), short texts at most 200 characters and a
+maintenance ``reason`` at most 1000 (``too_long``), at most 64 ``contributions``.
 
 >>> e = TruthEvent(machine_id="pump-007", ts=1.0, event="start", fault="stuck", kind="sensor",
 ...                sensor="temperature", fault_id="pump-007-3")
@@ -17,15 +19,27 @@ import math
 import time
 from typing import Annotated, Any, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 from pdm.contract._decode import Payload, check_machine_id, check_schema, decode_object, raise_validation
 from pdm.contract.errors import TopicMismatchError
+from pdm.contract.limits import MAX_CONTRIBUTIONS, MAX_DETAIL, MAX_REASON, MAX_TEXT, MAX_TOPIC, MAX_TS, iso
 from pdm.contract.topics import NAME_PATTERN
 
+
+def _before_2100(value: float) -> float:
+    if value >= MAX_TS:
+        raise PydanticCustomError("bad_timestamp", "found {found} ({when}), expected epoch seconds before "
+                                  "2100-01-01 (seconds, not milliseconds)", {"found": value, "when": iso(value)})
+    return value
+
+
 Name = Annotated[str, StringConstraints(pattern=f"^{NAME_PATTERN}$")]
-Text = Annotated[str, StringConstraints(min_length=1)]
-Epoch = Annotated[float, Field(ge=0)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+Epoch = Annotated[float, Field(ge=0), AfterValidator(_before_2100)]
+Shares = Annotated[dict[Annotated[str, StringConstraints(max_length=MAX_TEXT)], Annotated[float, Field(ge=0)]],
+                   Field(max_length=MAX_CONTRIBUTIONS)]
 EXCERPT_BYTES = 200
 
 
@@ -68,8 +82,8 @@ class Maintenance(Message):
     machine_id: Name
     from_: Epoch = Field(alias="from")
     until: Epoch
-    reason: str
-    by: str
+    reason: Annotated[str, StringConstraints(max_length=MAX_REASON)]
+    by: Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 
     @model_validator(mode="after")
     def _window(self) -> Self:
@@ -93,7 +107,7 @@ class Alert(Message):
     score: float
     threshold: float
     severity: Text
-    contributions: dict[str, Annotated[float, Field(ge=0)]]
+    contributions: Shares
     model: ModelRef
     instance: Name
 
@@ -144,9 +158,9 @@ class Status(Message):
 
 class Rejected(Message):
     ts: Epoch
-    topic: str
+    topic: Annotated[str, StringConstraints(max_length=MAX_TOPIC)]
     reason: Text
-    detail: str
+    detail: Annotated[str, StringConstraints(max_length=MAX_DETAIL)]
     payload_excerpt: str
 
     @model_validator(mode="after")
@@ -158,12 +172,13 @@ class Rejected(Message):
 
     @classmethod
     def build(cls, topic: str, reason: str, detail: str, payload: bytes, ts: float | None = None) -> Rejected:
-        """A dead letter; the excerpt is the payload's first bytes, cut to at most 200 bytes of UTF-8."""
+        """A dead letter; the excerpt is the payload's first bytes, cut to at most 200 bytes of UTF-8; the topic
+        and the detail are cut to their caps (whatever was received, a dead letter can always be built)."""
         text = payload[:EXCERPT_BYTES].decode("utf-8", errors="replace")
         while len(text.encode()) > EXCERPT_BYTES:
             text = text[:-1]
-        return cls(ts=time.time() if ts is None else ts, topic=topic, reason=reason, detail=detail,
-                   payload_excerpt=text)
+        return cls(ts=time.time() if ts is None else ts, topic=topic[:MAX_TOPIC], reason=reason[:MAX_TEXT],
+                   detail=detail[:MAX_DETAIL], payload_excerpt=text)
 
 
 M = TypeVar("M", bound=Message)

@@ -21,7 +21,8 @@ from typing import Literal, TypeGuard
 from pdm.contract.errors import TopicError
 
 DEFAULT_PREFIX = "pdm/v1"
-NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
+NAME_PATTERN = r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}"  # no leading '.': never '.', '..' or a hidden file name
+NAME_RULE = "1-64 characters of [A-Za-z0-9_.-], not starting with '.'"
 _NAME_RE = re.compile(NAME_PATTERN)
 
 MachineTopicKind = Literal["telemetry", "truth", "maintenance", "alerts", "state", "scores"]
@@ -30,7 +31,12 @@ MACHINE_KINDS: tuple[MachineTopicKind, ...] = ("telemetry", "truth", "maintenanc
 
 
 def is_valid_name(name: object) -> TypeGuard[str]:
-    """True when ``name`` is a valid MACHINE (also used for SERVICE and INSTANCE): ``[A-Za-z0-9_.-]{1,64}``."""
+    """True when ``name`` is a valid MACHINE (also used for SERVICE and INSTANCE): ``[A-Za-z0-9_.-]{1,64}``, not
+    starting with ``.``, so that it is safe as a file or directory name (never ``.``, ``..`` or a hidden name).
+
+    >>> is_valid_name("pump-007"), is_valid_name("motor_1.a"), is_valid_name(".."), is_valid_name(".hidden")
+    (True, True, False, False)
+    """
     return isinstance(name, str) and _NAME_RE.fullmatch(name) is not None
 
 
@@ -38,7 +44,12 @@ def check_name(name: object, what: str = "machine id") -> str:
     """Return ``name`` when valid, else raise :class:`TopicError` saying what was found and expected."""
     if is_valid_name(name):
         return name
-    raise TopicError(f"{what}: found {name!r}, expected 1-64 characters of [A-Za-z0-9_.-]")
+    raise TopicError(f"{what}: found {_cut(name)}, expected {NAME_RULE}")
+
+
+def _cut(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def shard_of(machine_id: str, n_shards: int) -> int:
@@ -112,7 +123,7 @@ class Topics:
         """Split a topic into its kind and ids; :class:`TopicError` when it is not a contract topic."""
         head = self.prefix + "/"
         if not topic.startswith(head):
-            raise TopicError(f"topic: found {topic!r}, expected it to start with {head!r}")
+            raise TopicError(f"topic: found {_cut(topic)}, expected it to start with {head!r}")
         parts = topic[len(head):].split("/")
         kind = parts[0]
         if kind in MACHINE_KINDS and len(parts) == 2:
@@ -124,34 +135,66 @@ class Topics:
             return TopicInfo(kind="rejected")
         expected = [f"{self.prefix}/{k}/MACHINE" for k in MACHINE_KINDS]
         expected += [f"{self.prefix}/status/SERVICE/INSTANCE", f"{self.prefix}/rejected"]
-        raise TopicError(f"topic: found {topic!r}, expected one of {', '.join(expected)}")
+        raise TopicError(f"topic: found {_cut(topic)}, expected one of {', '.join(expected)}")
 
     def machine_of(self, topic: str, kind: MachineTopicKind = "telemetry") -> str:
         """The MACHINE of a per-machine topic of ``kind`` (cheap: for dropping other shards' messages unparsed)."""
         head = f"{self.prefix}/{kind}/"
         if not topic.startswith(head):
-            raise TopicError(f"topic: found {topic!r}, expected {head}MACHINE")
+            raise TopicError(f"topic: found {_cut(topic)}, expected {head}MACHINE")
         return check_name(topic[len(head):])
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user part (if any) replaced by ``***``: what may be logged.
+
+    >>> redact_url("mqtt://alice:s3cret@broker:1883")
+    'mqtt://alice:***@broker:1883'
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    user, at, host = netloc.rpartition("@")
+    if not at:
+        return url
+    name = user.split(":", 1)[0]
+    return f"{scheme}://{name}:***@{host}{slash}{path}" if ":" in user else url
 
 
 def parse_broker_url(url: str) -> tuple[str, int, bool]:
     """``mqtt://host:port`` (``mqtts://`` for TLS) -> (host, port, tls); a bad URL is a `ValueError` whose message
-    says what was found and expected.
+    says what was found and expected (with any password replaced by ``***``).
+
+    Credentials in the URL (``mqtt://user:pass@host``) are refused, not ignored: a password in a URL ends up in
+    logs, shell history and process lists. The user name goes in ``--username``, the password in the environment
+    variable ``PDM_MQTT_PASSWORD`` or a ``--password-file``.
 
     >>> parse_broker_url("mqtts://broker.example.com")
     ('broker.example.com', 8883, True)
     >>> parse_broker_url("mqtt://127.0.0.1:1884")
     ('127.0.0.1', 1884, False)
+    >>> parse_broker_url("mqtt://alice:s3cret@127.0.0.1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: found 'mqtt://alice:***@127.0.0.1' with credentials in the URL, expected ... --username ...
     """
     from urllib.parse import urlsplit
 
-    parts = urlsplit(url)
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ValueError(f"found {shown!r}, expected mqtt://HOST:PORT or mqtts://HOST:PORT") from None
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"found {shown!r} with credentials in the URL, expected mqtt://HOST:PORT without them: give "
+                         "the user name with --username and the password in the environment variable "
+                         "PDM_MQTT_PASSWORD (or --password-file)")
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-        raise ValueError(f"found {url!r}, expected mqtt://HOST:PORT or mqtts://HOST:PORT")
+        raise ValueError(f"found {shown!r}, expected mqtt://HOST:PORT or mqtts://HOST:PORT")
     tls = parts.scheme in ("mqtts", "ssl")
     try:
         port = parts.port or (8883 if tls else 1883)
     except ValueError:
-        raise ValueError(f"found {url!r} with an invalid port, expected 1-65535") from None
+        raise ValueError(f"found {shown!r} with an invalid port, expected 1-65535") from None
     return parts.hostname, port, tls
-

@@ -6,7 +6,9 @@ table (``config_table``), the base of its instance name (``instance_base``) and 
 inherits the fields below, their validators and the derived properties. Sources, highest first: the values given
 (flags), ``<env_prefix><NAME>``, then, when ``shared_env_prefix`` is set, ``<shared_env_prefix><NAME>`` for the
 `CONNECTION_KEYS` only, then the TOML config file (`TomlFile`), then defaults. The password is a ``SecretStr`` that
-comes only from the environment or ``password_file``, never from a flag or the config file.
+comes only from the environment or ``password_file``, never from a flag or the config file, and is never shown (the
+settings' ``repr`` prints ``**********``). A broker URL with credentials (``mqtt://user:pass@host``) is refused, its
+password shown as ``***`` in the error: the user goes in ``username``, the password in the environment.
 
 >>> class Probe(ConnectionSettings):
 ...     instance_base: ClassVar[str] = "probe"
@@ -25,7 +27,7 @@ from typing import Any, ClassVar, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
-from pdm.contract import Topics, is_valid_name
+from pdm.contract import NAME_RULE, Topics, is_valid_name
 from pdm.contract.topics import parse_broker_url
 from pdm.errors import PdmError
 
@@ -51,7 +53,7 @@ class ConnectionSettings(BaseSettings):
     shared_table: ClassVar[str | None] = None  # ... and from this table of the config file
 
     broker: str = Field("mqtt://127.0.0.1:1883", description="broker URL: mqtt://HOST:PORT, or mqtts://HOST:PORT "
-                        "for TLS")
+                        "for TLS (no credentials in it: --username and PDM_MQTT_PASSWORD)")
     ca_file: Path | None = Field(None, description="TLS: CA certificate file (default: the system's CAs)")
     cert_file: Path | None = Field(None, description="TLS: client certificate file (with --key-file)")
     key_file: Path | None = Field(None, description="TLS: client private key file")
@@ -86,7 +88,7 @@ class ConnectionSettings(BaseSettings):
     @field_validator("broker")
     @classmethod
     def _check_broker(cls, value: str) -> str:
-        parse_broker_url(value)  # a ValueError that says what was found and expected
+        parse_broker_url(value)  # a ValueError that says what was found and expected; credentials are refused
         return value
 
     @field_validator("mqtt_version")
@@ -113,8 +115,7 @@ class ConnectionSettings(BaseSettings):
     @model_validator(mode="after")
     def _check_connection(self) -> Self:
         if not is_valid_name(self.effective_instance):
-            raise ValueError(f"instance: found {self.effective_instance!r}, expected 1-64 characters of "
-                             "[A-Za-z0-9_.-]")
+            raise ValueError(f"instance: found {self.effective_instance!r}, expected {NAME_RULE}")
         if self.mqtt_password is not None and self.password_file is not None:
             raise ValueError("found both PDM_MQTT_PASSWORD and password_file, expected one")
         if self.receive_maximum > self.queue_size:

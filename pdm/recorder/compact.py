@@ -9,7 +9,10 @@ Rules:
   duplicates.
 - Rows inside a file are sorted by the table's order (machine, then time): small files, and row-group statistics
   that let readers skip what they do not need.
-- A segment with no readable batch but some bytes is kept aside as ``<name>.unreadable`` (logged), never deleted.
+- A segment with no readable batch but some bytes (a disk that was full while its first batch was written) is moved
+  to ``ROOT/_quarantine/_wal/<instance>/<table>/`` (logged, counted), never deleted and never left in the WAL.
+- Rows that cannot be dated (a time not from 2000 to before 2100: the handler refuses them, so only a segment of an
+  older version can hold any) are written to ``ROOT/_quarantine/<table>/`` instead of a partition.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pdm.recorder.counters import Counters
-from pdm.recorder.schema import TableSpec, day_name, row_dates
+from pdm.recorder.retention import quarantine
+from pdm.recorder.schema import NO_DATE, QUARANTINE_DIR, WAL_DIR, TableSpec, day_name, row_dates
 from pdm.recorder.segments import fsync_dir, read_segment
 
 logger = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ class Compacted:
     files: list[Path] = field(default_factory=list)
     torn: bool = False
     unreadable: bool = False
+    quarantined_rows: int = 0
 
 
 def write_parquet_atomic(table: pa.Table, path: Path, compression: str) -> None:
@@ -59,9 +64,9 @@ def compact_segment(segment: Path, root: Path, spec: TableSpec, compression: str
     result = Compacted(torn=torn)
     if not batches:
         if torn:
-            bad = segment.with_name(segment.name + ".unreadable")
-            os.replace(segment, bad)
-            logger.error("segment %s has no readable batch; kept as %s", segment, bad.name)
+            bad = quarantine(segment, root) if segment.is_relative_to(root / WAL_DIR) else \
+                segment.rename(segment.with_name(segment.name + ".unreadable"))
+            logger.error("segment %s has no readable batch (a full disk?); moved to %s", segment, bad)
             result.unreadable = True
         else:
             segment.unlink()
@@ -71,9 +76,15 @@ def compact_segment(segment: Path, root: Path, spec: TableSpec, compression: str
     order = [(c, "ascending") for c in spec.order]
     for day in np.unique(days):
         part = table.filter(pa.array(days == day)).sort_by(order)
-        path = root / spec.name / f"date={day_name(day)}" / f"part-{segment.stem}.parquet"
+        if day == NO_DATE:
+            path = root / QUARANTINE_DIR / spec.name / f"undated-{segment.stem}.parquet"
+            result.quarantined_rows = part.num_rows
+            logger.error("segment %s: %d %s rows have no valid date (not from 2000 to before 2100); written to %s",
+                         segment.name, part.num_rows, spec.name, path)
+        else:
+            path = root / spec.name / f"date={day_name(day)}" / f"part-{segment.stem}.parquet"
+            result.files.append(path)
         write_parquet_atomic(part, path, compression)
-        result.files.append(path)
     result.rows = table.num_rows
     segment.unlink()
     if torn:
@@ -123,6 +134,7 @@ class Compactor:
         self.counters.inc(f"compacted_rows.{table}", result.rows)
         self.counters.inc("segments_torn", int(result.torn))
         self.counters.inc("segments_unreadable", int(result.unreadable))
+        self.counters.inc("quarantined.rows", result.quarantined_rows)
         return result
 
     def _run(self) -> None:

@@ -4,21 +4,26 @@ Layout under ``ROOT`` (Hive-style, readable by pandas, pyarrow, DuckDB and Spark
 
 - ``ROOT/<table>/date=YYYY-MM-DD/part-<segment>.parquet``: finished files, never modified once renamed into place.
 - ``ROOT/_wal/<instance>/<table>/<segment>.arrows``: write-ahead segments (Arrow IPC streams) of a running recorder.
-- Names starting with ``.`` or ``_`` (temporary files, removed partitions, the WAL) are skipped by every reader.
+- ``ROOT/_quarantine/``: what the recorder set aside instead of deleting: segments it cannot read, partitions whose
+  name is not a valid date from 2000 to 2099, rows it could not date (see docs/recorder.md).
+- Names starting with ``.`` or ``_`` (temporary files, removed partitions, the WAL, the quarantine) are skipped by
+  every reader.
 
-A row's date (its partition) is the UTC day of its ``date_column``, or of ``received_at`` where that is null.
+A row's date (its partition) is the UTC day of its ``date_column``, or of ``received_at`` where that is null. Only
+dates from 2000-01-01 to 2099-12-31 are partitions: readers and retention ignore any other ``date=`` directory.
 
 >>> spec = table_specs(("temperature",))["telemetry"]
 >>> spec.schema.names
 ['machine_id', 'machine_type', 'ts', 'seq', 'received_at', 'temperature']
 >>> day_names(np.array([0.0, 86_399.9, 1_795_392_000.0]))
 ['1970-01-01', '1970-01-01', '2026-11-23']
->>> partition_date("date=2026-11-23")
-'2026-11-23'
+>>> partition_date("date=2026-11-23"), partition_date("date=9999-12-31"), partition_date("date=NaT")
+('2026-11-23', None, None)
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,11 +31,13 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from pdm.contract.limits import MAX_TS, MIN_TS
 from pdm.errors import PdmError
 
 TABLES: tuple[str, ...] = ("telemetry", "scores", "alerts", "states", "maintenance", "truth", "rejected", "status")
 TELEMETRY_FIXED: tuple[str, ...] = ("machine_id", "machine_type", "ts", "seq", "received_at")
 WAL_DIR = "_wal"
+QUARANTINE_DIR = "_quarantine"
 SEGMENT_SUFFIX = ".arrows"
 PARTITION_RE = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 DAY_S = 86_400.0
@@ -124,17 +131,39 @@ def day_names(epoch: np.ndarray) -> list[str]:
     return [day_name(d) for d in day_index(epoch)]
 
 
+_FIRST_DATE = dt.date(2000, 1, 1)
+_END_DATE = dt.date(2100, 1, 1)
+
+
 def partition_date(dirname: str) -> str | None:
-    """``YYYY-MM-DD`` of a ``date=YYYY-MM-DD`` directory name, else ``None``."""
+    """``YYYY-MM-DD`` of a ``date=YYYY-MM-DD`` directory name whose date is real and from 2000 to 2099, else
+    ``None``."""
     match = PARTITION_RE.match(dirname)
-    return match.group(1) if match else None
+    if not match:
+        return None
+    try:
+        date = dt.date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+    return match.group(1) if _FIRST_DATE <= date < _END_DATE else None
+
+
+def is_bad_partition(dirname: str) -> bool:
+    """A ``date=`` directory whose name is not a partition (``date=NaT``, ``date=9999-12-31``, ...)."""
+    return dirname.startswith("date=") and partition_date(dirname) is None
+
+
+NO_DATE = -1
 
 
 def row_dates(table: pa.Table, spec: TableSpec) -> np.ndarray:
-    """Each row's UTC day number: ``date_column``, or ``received_at`` where that is null."""
+    """Each row's UTC day number: ``date_column``, or ``received_at`` where that is null; ``NO_DATE`` for a row
+    whose time is not from 2000 to before 2100 (NaN included), which no partition may hold."""
     import pyarrow.compute as pc
 
     column = table.column(spec.date_column)
     if spec.date_column != "received_at":
         column = pc.coalesce(column, table.column("received_at"))
-    return day_index(column.to_numpy(zero_copy_only=False))
+    epoch = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+    ok = (epoch >= MIN_TS) & (epoch < MAX_TS)
+    return np.where(ok, day_index(np.where(ok, epoch, MIN_TS)), NO_DATE)

@@ -5,7 +5,9 @@ flushes every ``flush_interval`` into fsynced write-ahead segments, then acknowl
 and the compactor (closed segments to Parquet, then retention).
 
 - ``start()`` takes the instance's lock, recovers the segments a previous run left (compacting every complete
-  batch; a torn last batch is counted), applies retention, and connects. ``stop()`` records what is queued (up
+  batch; a torn last batch is counted), moves to ``ROOT/_quarantine`` what is not data (this instance's unreadable
+  segments, ``date=`` directories that are not valid dates; counted as ``quarantined.*``), applies retention, and
+  connects. ``stop()`` records what is queued (up
   to ``drain_timeout``), flushes, acknowledges, compacts the open segments, publishes ``offline`` and disconnects.
   Both are for embedding (``serve --record-dir``); ``run()`` is the command's loop.
 - Durability: a QoS 1 message is acknowledged only once its rows are fsynced, so a crash loses nothing the broker
@@ -32,8 +34,8 @@ from pdm.recorder.counters import Counters
 from pdm.recorder.handler import Handler
 from pdm.recorder.journal import Journal
 from pdm.recorder.link import RecorderLink, RecorderMessage
-from pdm.recorder.retention import apply_retention, remove_leftovers
-from pdm.recorder.schema import TABLES, WAL_DIR, RecorderError, table_specs
+from pdm.recorder.retention import apply_retention, quarantine, quarantine_bad_partitions, remove_leftovers
+from pdm.recorder.schema import QUARANTINE_DIR, TABLES, WAL_DIR, RecorderError, table_specs
 from pdm.recorder.segments import list_segments
 from pdm.recorder.settings import RecordSettings
 
@@ -62,7 +64,8 @@ class Recorder:
         self.journal = Journal(self.wal_dir, self.instance, self.specs, s.tables, roll_interval=s.roll_interval,
                                roll_bytes=s.roll_bytes, on_closed=self.compactor.submit, counters=self.counters)
         topics = Topics(s.prefix)
-        self.handler = Handler(topics, self.journal.buffers, s.sensors, s.max_payload_bytes, self.counters)
+        self.handler = Handler(topics, self.journal.buffers, s.sensors, s.max_payload_bytes, self.counters,
+                               max_clock_skew=s.max_clock_skew)
         subs = [(topics.subscription(kind), 0 if kind == "scores" else s.qos)  # type: ignore[arg-type]
                 for table, kind in KIND_OF_TABLE.items() if table in s.tables]
         if "status" in s.tables:
@@ -77,6 +80,7 @@ class Recorder:
         self.root.mkdir(parents=True, exist_ok=True)
         self._lock()
         self.recover()
+        self.quarantine_leftovers()
         self.apply_retention()
         self.compactor.start()
         self._writer.start()
@@ -149,10 +153,27 @@ class Recorder:
         remove_leftovers(self.root)
         return n
 
+    def quarantine_leftovers(self) -> int:
+        """Move this instance's unreadable segments (``*.unreadable``, left by older versions after a full disk)
+        and the ``date=`` directories that are not valid dates to ``ROOT/_quarantine``; returns how many."""
+        segments = []
+        for table in TABLES:
+            tdir = self.wal_dir / table
+            for bad in sorted(tdir.glob("*.unreadable")) if tdir.is_dir() else []:
+                segments.append(quarantine(bad, self.root))
+        partitions = quarantine_bad_partitions(self.root)
+        self.counters.inc("quarantined.segments", len(segments))
+        self.counters.inc("quarantined.partitions", len(partitions))
+        n = len(segments) + len(partitions)
+        if n:
+            logger.warning("moved %d unreadable segments and %d invalid date partitions to %s (inspect, then "
+                           "delete them)", len(segments), len(partitions), self.root / QUARANTINE_DIR)
+        return n
+
     def apply_retention(self) -> None:
         s = self.settings
         if s.retention_days or s.retention_bytes:
-            removed = apply_retention(self.root, s.retention_days, s.retention_bytes)
+            removed = apply_retention(self.root, s.retention_days, s.retention_bytes, horizon_days=s.horizon_days)
             self.counters.inc("partitions_removed", len(removed))
 
     # ------------------------------------------------------------------ the writer thread

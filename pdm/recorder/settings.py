@@ -7,13 +7,15 @@ settings shared with the daemon (broker, TLS files, username, password, MQTT ver
 daemon must never share a client id. The MQTT password comes only from ``PDM_MQTT_PASSWORD`` (or
 ``PDM_RECORD_MQTT_PASSWORD``) or ``--password-file``.
 
->>> s = RecordSettings(root="/tmp/rec", shard="1/2", sensors="temperature, pressure", retention_bytes="2GiB")
->>> s.effective_client_id, s.effective_instance, s.sensors, s.retention_bytes
-('pdm-recorder-1of2', 'recorder-1', ('temperature', 'pressure'), 2147483648)
+>>> s = RecordSettings(root="/tmp/rec", shard="1/2", sensors="temperature, pressure", retention_bytes="2GiB",
+...                    max_clock_skew="6h")
+>>> s.effective_client_id, s.effective_instance, s.sensors, s.retention_bytes, s.max_clock_skew
+('pdm-recorder-1of2', 'recorder-1', ('temperature', 'pressure'), 2147483648, 21600.0)
 """
 
 from __future__ import annotations
 
+import math
 import re
 from functools import partial
 from pathlib import Path
@@ -23,6 +25,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from pdm.contract import SENSORS
+from pdm.contract.timespec import parse_duration
 from pdm.errors import PdmError
 from pdm.mqtt import loading
 from pdm.mqtt.settings import CONNECTION_KEYS, ConnectionSettings
@@ -84,6 +87,9 @@ class RecordSettings(ConnectionSettings):
     retention_bytes: Annotated[int, NoDecode] = Field(0, ge=0, description="cap on the root's size, oldest dates "
                                                       "removed first (e.g. 50GiB; 0: no cap)")
     compression: str = Field("zstd", description="Parquet compression (zstd, snappy, gzip, none)")
+    max_clock_skew: float = Field(86_400.0, ge=0, description="a row whose time (ts; a state's since, and its ts) is "
+                                  "further than this from the receive time is rejected (clock_skew), not recorded: "
+                                  "e.g. 1d, 6h; 0: no check (replaying old data, fast simulations)")
     drain_timeout: float = Field(30.0, ge=0, description="seconds to record what is queued and compact on stop")
     stats_interval: float = Field(60.0, gt=0, description="seconds between counter summaries in the log")
 
@@ -96,6 +102,21 @@ class RecordSettings(ConnectionSettings):
     @classmethod
     def _size(cls, value: Any) -> Any:
         return parse_size(value)
+
+    @field_validator("max_clock_skew", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return parse_duration(value, "max_clock_skew")
+            except PdmError as exc:
+                raise ValueError(str(exc).removeprefix("max_clock_skew: ")) from None
+        return value
+
+    @property
+    def horizon_days(self) -> int | None:
+        """Days after today that recorded dates can reach under the clock-skew rule (``None``: no rule)."""
+        return None if not self.max_clock_skew else math.ceil(self.max_clock_skew / 86_400.0) + 1
 
     @field_validator("tables")
     @classmethod
@@ -126,8 +147,10 @@ class RecordSettings(ConnectionSettings):
 
 def for_serve(serve: ConnectionSettings, root: Path, **overrides: Any) -> RecordSettings:
     """Settings for a recorder started inside ``serve`` (``--record-dir``): the daemon's connection and shard, the
-    recorder's own client id and instance."""
+    recorder's own client id and instance. The clock-skew rule is the daemon's ``max_clock_skew`` when it has one,
+    else off (0): the daemon replays and scores data of any age today."""
     shared: dict[str, Any] = {name: getattr(serve, name) for name in CONNECTION_KEYS if name != "mqtt_password"}
+    shared["max_clock_skew"] = getattr(serve, "max_clock_skew", None) or 0.0
     if serve.mqtt_password is not None:
         shared["mqtt_password"] = serve.mqtt_password
     return RecordSettings(root=root, shard=serve.shard, **{**shared, **overrides})

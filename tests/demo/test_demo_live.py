@@ -54,6 +54,9 @@ def test_an_alert_still_open_at_the_end_counts_until_the_end() -> None:
     assert verdict.false_alarms == []
 
 
+T0 = 1_795_406_400.0  # telemetry times are epoch seconds from 2000 on (the contract's bounds)
+
+
 @pytest.mark.parametrize("kind", ["mosquitto", "amqtt"])
 def test_local_broker_and_observer_see_contract_traffic(kind: str, tmp_path: Path) -> None:
     if kind == "mosquitto" and find_mosquitto() is None:
@@ -68,12 +71,13 @@ def test_local_broker_and_observer_see_contract_traffic(kind: str, tmp_path: Pat
             pub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
             pub.connect(broker.host, broker.port)
             pub.loop_start()
-            batch = encode_batch("pump-001", 1, [10.0, 11.0], {"temperature": [50.0, 50.5], "vibration": [1.0, 1.1],
-                                                               "pressure": [3.0, None]}, machine_type="pump")
-            truth = TruthEvent(machine_id="pump-001", ts=10.0, event="start", fault="leak", kind="machine",
+            batch = encode_batch("pump-001", 1, [T0 + 10.0, T0 + 11.0], {"temperature": [50.0, 50.5],
+                                 "vibration": [1.0, 1.1], "pressure": [3.0, None]}, machine_type="pump")
+            truth = TruthEvent(machine_id="pump-001", ts=T0 + 10.0, event="start", fault="leak", kind="machine",
                                fault_id="pump-001-1")
-            alert = Alert(alert_id=alert_id("pump-001", 11.0), machine_id="pump-001", event="raised", ts=11.0,
-                          window_start=1.0, window_end=11.0, score=2.0, threshold=1.0, severity="critical",
+            alert = Alert(alert_id=alert_id("pump-001", T0 + 11.0), machine_id="pump-001", event="raised",
+                          ts=T0 + 11.0, window_start=T0 + 1.0, window_end=T0 + 11.0, score=2.0, threshold=1.0,
+                          severity="critical",
                           contributions={"pressure": 0.9, "vibration": 0.05, "temperature": 0.05},
                           model=ModelRef(name="pump", version="v1"), instance="scorer-0")
             for topic, payload in ((topics.telemetry("pump-001"), batch), (topics.truth("pump-001"), truth.encode()),
@@ -88,8 +92,8 @@ def test_local_broker_and_observer_see_contract_traffic(kind: str, tmp_path: Pat
         finally:
             obs.stop()
     m = obs.machines["pump-001"]
-    assert m.ts == [10.0, 11.0] and m.values["temperature"] == [50.0, 50.5] and m.machine_type == "pump"
-    assert m.faults["pump-001-1"].fault == "leak" and m.faults["pump-001-1"].start == 10.0
+    assert m.ts == [T0 + 10.0, T0 + 11.0] and m.values["temperature"] == [50.0, 50.5] and m.machine_type == "pump"
+    assert m.faults["pump-001-1"].fault == "leak" and m.faults["pump-001-1"].start == T0 + 10.0
     assert m.episodes[alert.alert_id].top_sensor == "pressure"
     assert obs.bad_messages == 1
 

@@ -107,7 +107,7 @@ def assert_recorded_exactly(frame: pd.DataFrame, data: dict[str, tuple[np.ndarra
 
 def settings(broker: Broker, root: Path, **kw: Any) -> RecordSettings:
     base: dict[str, Any] = {"root": root, "broker": broker.url, "flush_interval": 0.2, "instance": "live",
-                            "drain_timeout": 5.0}
+                            "drain_timeout": 5.0, "max_clock_skew": 0}  # the fixtures' data is days old
     return RecordSettings(**{**base, **kw})
 
 
@@ -199,7 +199,8 @@ def test_what_is_published_while_the_recorder_is_down_is_recorded(mosquitto: Bro
 
 def _start(broker: Broker, root: Path, log: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "pdm", "-v", "record", "--root", str(root), "--broker", broker.url, "--instance",
-           "proc", "--flush-interval", "0.2", "--roll-interval", "1", "--drain-timeout", "5"]
+           "proc", "--flush-interval", "0.2", "--roll-interval", "1", "--drain-timeout", "5",
+           "--max-clock-skew", "0"]  # the fixtures' data is days old
     with open(log, "ab") as out:
         return subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})

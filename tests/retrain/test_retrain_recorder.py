@@ -50,7 +50,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three pumps x 4000 s: pump-000 has an unlabelled vibration fault the daemon alerted on; pump-001 went stale
     and had a (simulator) sensor fault; pump-002 had a maintenance window; every machine warmed up first."""
     path = tmp_path_factory.mktemp("recorded")
-    rec = Recorder(RecordSettings(root=path, broker="mqtt://127.0.0.1:1", instance="unit"))  # type: ignore[arg-type]
+    rec = Recorder(RecordSettings(root=path, broker="mqtt://127.0.0.1:1", instance="unit",  # type: ignore[arg-type]
+                                  max_clock_skew=0))  # the fixture's data is days old
     data = fleet(4000, 2, FAULT)
     for m, frame in data.groupby("machine_id"):
         ts = frame["timestamp"].to_numpy()

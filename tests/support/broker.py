@@ -12,14 +12,18 @@ persistence on, queues large enough for a fleet.
 
 ``mosquitto_tls``: the same broker with a second, TLS-only listener (``tls_port``, ``tls_url``) whose server
 certificate is signed by a CA made for the test with ``openssl`` (``tls.ca``); skipped when openssl is missing.
+
+Access control: ``Broker(..., password_file=, acl_file=)`` refuses anonymous clients and applies the ACL (a
+password file made by `make_password_file` with ``mosquitto_passwd``); ``extra_config`` adds any other lines.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +31,8 @@ import pytest
 
 from pdm.demo.broker import LocalBroker, find_mosquitto, free_port
 
-__all__ = ["Broker", "TlsFiles", "find_mosquitto", "free_port", "make_tls_files", "mosquitto_binary"]
+__all__ = ["Accounts", "Broker", "TlsFiles", "find_mosquitto", "free_port", "make_password_file", "make_tls_files",
+           "mosquitto_binary"]
 
 
 @dataclass(frozen=True)
@@ -63,16 +68,47 @@ def make_tls_files(directory: Path) -> TlsFiles:
     return TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server.key")
 
 
+@dataclass(frozen=True)
+class Accounts:
+    """A mosquitto password file and the (random) password of each user in it."""
+
+    password_file: Path
+    passwords: dict[str, str]
+
+
+def make_password_file(path: Path, users: Iterable[str]) -> Accounts:
+    """A password file with a random password per user, made with ``mosquitto_passwd`` (skips the test when it is
+    missing)."""
+    tool = shutil.which("mosquitto_passwd")
+    if tool is None:
+        pytest.skip("mosquitto_passwd is not installed (it comes with the mosquitto package)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    passwords = {user: secrets.token_urlsafe(18) for user in users}
+    for i, (user, password) in enumerate(passwords.items()):
+        out = subprocess.run([tool, *(["-c"] if i == 0 else []), "-b", str(path), user, password],
+                             capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(f"mosquitto_passwd failed for {user!r}: {out.stderr.strip()}")
+    return Accounts(path, passwords)
+
+
 class Broker(LocalBroker):
     """One mosquitto process (`pdm.demo.broker.LocalBroker`); ``stop()``/``start()`` restart it on the same port with
-    the same persistence; with ``tls``, a second, TLS-only listener on ``tls_port``."""
+    the same persistence; with ``tls``, a second, TLS-only listener on ``tls_port``; with ``password_file``, no
+    anonymous clients; with ``acl_file``, that ACL; ``extra_config``: more configuration lines (last)."""
 
-    def __init__(self, binary: str, data_dir: Path, port: int | None = None, tls: TlsFiles | None = None) -> None:
+    def __init__(self, binary: str, data_dir: Path, port: int | None = None, tls: TlsFiles | None = None, *,
+                 password_file: Path | None = None, acl_file: Path | None = None,
+                 extra_config: Sequence[str] = ()) -> None:
         self.tls = tls
         self.tls_port = free_port() if tls is not None else None
         extra = [f"listener {self.tls_port} 127.0.0.1", f"cafile {tls.ca}", f"certfile {tls.cert}",
                  f"keyfile {tls.key}"] if tls is not None else []
-        super().__init__(data_dir, "mosquitto", port, binary=binary, extra_config=extra)
+        if password_file is not None:
+            extra += ["allow_anonymous false", f"password_file {password_file}"]  # global: every listener
+        if acl_file is not None:
+            extra.append(f"acl_file {acl_file}")
+        super().__init__(data_dir, "mosquitto", port, binary=binary, extra_config=[*extra, *extra_config])
 
     @property
     def tls_url(self) -> str:
