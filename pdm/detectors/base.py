@@ -76,6 +76,7 @@ class Detector(ABC):
     registry: ClassVar[dict[str, str]] = {
         "gru_autoencoder": "pdm.detectors.gru:GRUAutoencoderDetector",
         "robust_zscore": "pdm.detectors.zscore:RobustZScoreDetector",
+        "pca_t2q": "pdm.detectors.pca:PCADetector",
     }
 
     def __init__(
