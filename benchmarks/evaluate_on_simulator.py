@@ -31,6 +31,24 @@ def sh(*args: str | Path) -> None:
     subprocess.run(cmd, check=True)  # noqa: S603 - our own commands
 
 
+def make_data(out: Path, *, machine_type: str, machines: int, train_days: float, test_days: float,
+              fault_rate: float, seed: int, reuse: bool = False) -> tuple[Path, Path]:
+    """Steps 1 and 2: normal training data and the later, labelled test data (``train.parquet``, ``test.parquet``
+    under ``out``); also used by ``benchmarks/real_data.py``."""
+    out.mkdir(parents=True, exist_ok=True)
+    mix = f"{machine_type}={machines}"
+    train, full, test = out / "train.parquet", out / "full.parquet", out / "test.parquet"
+    if not (reuse and train.exists() and test.exists()):
+        sh("-m", "simulators.fleet", "--mix", mix, "--duration", f"{train_days * 24:g}h", "--normal-only",
+           "--seed", seed, "--out", train)
+        sh("-m", "simulators.fleet", "--mix", mix, "--duration", f"{(train_days + test_days) * 24:g}h",
+           "--fault-rate", fault_rate, "--seed", seed, "--out", full)
+        data = pd.read_parquet(full)
+        start = data["timestamp"].min() + train_days * DAY
+        data[data["timestamp"] >= start].reset_index(drop=True).to_parquet(test)
+    return train, test
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--type", default="pump", choices=["pump", "compressor", "motor"])
@@ -43,18 +61,9 @@ def main() -> int:
     p.add_argument("--reuse", action="store_true", help="reuse generated data and the trained model")
     p.add_argument("train_args", nargs="*", help="extra arguments for `pdm train` (after --)")
     args = p.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    mix = f"{args.type}={args.machines}"
-    train, full, test = args.out / "train.parquet", args.out / "full.parquet", args.out / "test.parquet"
-    if not (args.reuse and train.exists()):
-        sh("-m", "simulators.fleet", "--mix", mix, "--duration", f"{args.train_days * 24:g}h", "--normal-only",
-           "--seed", args.seed, "--out", train)
-        sh("-m", "simulators.fleet", "--mix", mix, "--duration", f"{(args.train_days + args.test_days) * 24:g}h",
-           "--fault-rate", args.fault_rate, "--seed", args.seed, "--out", full)
-        data = pd.read_parquet(full)
-        start = data["timestamp"].min() + args.train_days * DAY
-        data[data["timestamp"] >= start].reset_index(drop=True).to_parquet(test)
+    train, test = make_data(args.out, machine_type=args.type, machines=args.machines, train_days=args.train_days,
+                            test_days=args.test_days, fault_rate=args.fault_rate, seed=args.seed, reuse=args.reuse)
     model = args.out / "models" / args.type
     if not (args.reuse and (model / "current").exists()):
         sh("-m", "pdm", "train", "--data", train, "--out", model, "--features", "temperature,vibration,pressure",

@@ -40,3 +40,10 @@ def zscore(train_fleet: dict[str, pd.DataFrame]):  # type: ignore[no-untyped-def
     from pdm.detectors.zscore import RobustZScoreDetector
 
     return RobustZScoreDetector(seed=0).fit(train_fleet)
+
+
+@pytest.fixture(scope="session")
+def pca(train_fleet: dict[str, pd.DataFrame]):  # type: ignore[no-untyped-def]
+    from pdm.detectors.pca import PCADetector
+
+    return PCADetector(seed=0).fit(train_fleet)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Detector", "GRUAutoencoderDetector", "RobustZScoreDetector"]
+__all__ = ["Detector", "GRUAutoencoderDetector", "PCADetector", "RobustZScoreDetector"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,6 +19,10 @@ def __getattr__(name: str) -> Any:
         from pdm.detectors.gru import GRUAutoencoderDetector
 
         return GRUAutoencoderDetector
+    if name == "PCADetector":
+        from pdm.detectors.pca import PCADetector
+
+        return PCADetector
     if name == "RobustZScoreDetector":
         from pdm.detectors.zscore import RobustZScoreDetector
 

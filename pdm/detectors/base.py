@@ -70,6 +70,7 @@ class Detector(ABC):
     registry: ClassVar[dict[str, str]] = {
         "gru_autoencoder": "pdm.detectors.gru:GRUAutoencoderDetector",
         "robust_zscore": "pdm.detectors.zscore:RobustZScoreDetector",
+        "pca_t2q": "pdm.detectors.pca:PCADetector",
     }
     required_files: ClassVar[tuple[str, ...]] = ()  # files of its own a saved version must hold (`_save_core`)
     version_dir_: Path  # the version directory it was last saved as or loaded from

@@ -155,6 +155,31 @@ def evaluate_machine(machine_id: str, ts: Sequence[float] | np.ndarray, alarm: S
     return result
 
 
+def judge_rows(ts: Sequence[float] | np.ndarray, machines: Sequence[Any] | np.ndarray,
+               alarm: Sequence[bool] | np.ndarray, labels: Sequence[Any] | np.ndarray,
+               kinds: Sequence[Any] | np.ndarray | None = None, *, grace_s: float) -> Report:
+    """Judge the rows of one table holding several machines, in any order: each machine's rows sorted by time,
+    its faults from its labels (`label_spans`, ``kinds`` marking sensor faults), `evaluate_machine`, `summarise`.
+
+    >>> r = judge_rows([1.0, 0.0, 1.0, 0.0], ["b", "a", "a", "b"], [True, False, False, False],
+    ...                ["leak", 0, 0, 0], grace_s=0.0)
+    >>> r.machines, r.detected, r.faults, r.false_alarms
+    (2, 1, 1, 0)
+    """
+    t = np.asarray(ts, dtype=np.float64)
+    m = np.asarray(machines).astype(str)
+    a = np.asarray(alarm, dtype=bool)
+    y = np.asarray(labels, dtype=object)
+    k = None if kinds is None else np.asarray(kinds, dtype=object)
+    results = []
+    for machine in np.unique(m):
+        pos = np.flatnonzero(m == machine)
+        pos = pos[np.argsort(t[pos], kind="stable")]
+        spans = label_spans(t[pos], y[pos], str(machine), None if k is None else k[pos])
+        results.append(evaluate_machine(str(machine), t[pos], a[pos], spans, grace_s))
+    return summarise(results)
+
+
 def _ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 

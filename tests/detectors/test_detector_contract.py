@@ -12,7 +12,7 @@ from pdm.detectors.base import Detector
 from pdm.errors import DataError, FeatureMismatchError, NotFittedError
 from tests.conftest import SENSORS, normal_fleet
 
-DETECTORS = ["gru", "zscore"]
+DETECTORS = ["gru", "zscore", "pca"]
 
 
 @pytest.fixture(params=DETECTORS)
@@ -26,7 +26,8 @@ def fresh() -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("cls_path", ["pdm.detectors.gru:GRUAutoencoderDetector",
-                                      "pdm.detectors.zscore:RobustZScoreDetector"])
+                                      "pdm.detectors.zscore:RobustZScoreDetector",
+                                      "pdm.detectors.pca:PCADetector"])
 def test_unfitted_detector_names_the_fix(cls_path: str, fresh: pd.DataFrame, tmp_path: Path) -> None:
     import importlib
 
