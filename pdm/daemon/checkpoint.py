@@ -156,6 +156,62 @@ class Loaded:
     commit: int = 0
 
 
+def read(directory: Path) -> Loaded:
+    """The machines' newest records and the undelivered alerts of a state directory (read only: the daemon's own
+    start, tools and tests use it; the module says how a torn journal and a corrupt snapshot are handled)."""
+    out = Loaded()
+    snapshot_commit = 0
+    path = directory / SNAPSHOT
+    if path.exists():
+        try:
+            snap = json.loads(path.read_bytes())
+            out.commit = int(snap["c"])
+            out.records = dict(snap["m"])
+            out.undelivered = {int(c): [(str(t), str(p).encode()) for t, p in alerts]
+                               for c, alerts in dict(snap.get("alerts", {})).items()}
+            snapshot_commit = out.commit
+        except (ValueError, KeyError, TypeError) as exc:
+            bad = path.with_name(SNAPSHOT + ".corrupt")
+            path.replace(bad)
+            logger.error("checkpoint %s does not parse (%s): moved to %s; starting without it", path, exc, bad)
+            out = Loaded()
+    delivered: set[int] = set()
+    journal = directory / JOURNAL
+    lines = journal.read_bytes().splitlines() if journal.exists() else []
+    for n, line in enumerate(lines, 1):
+        try:
+            entry = json.loads(line)
+            if "d" in entry:
+                delivered.add(int(entry["d"]))
+                continue
+            c = int(entry["c"])
+            if c <= snapshot_commit:
+                continue  # already in the snapshot
+            records, gone = dict(entry.get("m", {})), [str(g) for g in entry.get("gone", [])]
+            alerts = [(str(t), str(p).encode()) for t, p in entry.get("alerts", [])]
+        except (ValueError, KeyError, TypeError):
+            logger.warning("checkpoint journal line %d of %d does not parse (a write cut by a kill): it and what "
+                           "follows are ignored", n, len(lines))
+            break
+        out.records.update(records)
+        for machine_id in gone:
+            out.records.pop(machine_id, None)
+        if alerts:
+            out.undelivered[c] = alerts
+        out.commit = max(out.commit, c)
+    out.undelivered = {c: a for c, a in sorted(out.undelivered.items()) if c not in delivered}
+    return out
+
+
+def _delivered(infos: list[mqtt.MQTTMessageInfo]) -> bool | None:
+    """All acknowledged (True), some still on their way (False), or one that paho cannot report on (None: it was
+    published without a connection, or not queued)."""
+    try:
+        return all(i.is_published() for i in infos)
+    except (RuntimeError, ValueError):
+        return None
+
+
 class Checkpoint:
     """The state directory: `load` once at start, `write` a commit per micro-batch, `compact` now and then."""
 
@@ -170,44 +226,8 @@ class Checkpoint:
 
     # ------------------------------------------------------------------ reading
     def load(self) -> Loaded:
-        out = Loaded()
-        snapshot_commit = 0
-        path = self.dir / SNAPSHOT
-        if path.exists():
-            try:
-                snap = json.loads(path.read_bytes())
-                out.commit = int(snap["c"])
-                out.records = dict(snap["m"])
-                out.undelivered = {int(c): [(str(t), str(p).encode()) for t, p in alerts]
-                                   for c, alerts in dict(snap.get("alerts", {})).items()}
-                snapshot_commit = out.commit
-            except (ValueError, KeyError, TypeError) as exc:
-                bad = path.with_name(SNAPSHOT + ".corrupt")
-                path.replace(bad)
-                logger.error("checkpoint %s does not parse (%s): moved to %s; starting without it", path, exc, bad)
-                out = Loaded()
-        delivered: set[int] = set()
-        with (self.dir / JOURNAL).open("rb") as f:
-            for n, line in enumerate(f, 1):
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    logger.warning("checkpoint journal line %d does not parse (a write cut by a kill); it and what "
-                                   "follows are ignored", n)
-                    break
-                if "d" in entry:
-                    delivered.add(int(entry["d"]))
-                    continue
-                c = int(entry["c"])
-                if c <= snapshot_commit:
-                    continue  # already in the snapshot
-                out.records.update(entry.get("m", {}))
-                for gone in entry.get("gone", []):
-                    out.records.pop(gone, None)
-                if entry.get("alerts"):
-                    out.undelivered[c] = [(str(t), str(p).encode()) for t, p in entry["alerts"]]
-                out.commit = max(out.commit, c)
-        out.undelivered = {c: a for c, a in sorted(out.undelivered.items()) if c not in delivered}
+        """What the directory holds (`read`); the next commit follows its newest."""
+        out = read(self.dir)
         self.commit_no = out.commit
         self.undelivered = dict(out.undelivered)
         return out
@@ -231,15 +251,22 @@ class Checkpoint:
             self._unconfirmed.append((commit, infos))
 
     def confirm(self) -> None:
-        """Record the commits whose alerts the broker has acknowledged (``{"d": n}``, not fsynced)."""
-        done = [c for c, infos in self._unconfirmed if all(i.is_published() for i in infos)]
-        if not done:
-            return
-        self._unconfirmed = [(c, i) for c, i in self._unconfirmed if c not in done]
-        for c in done:
+        """Record the commits whose alerts the broker has acknowledged (``{"d": n}``, not fsynced). A publication
+        made while the connection was down cannot say when it is delivered: its commit stays undelivered and is
+        published again at the next start (a possible copy, never a loss)."""
+        keep: list[tuple[int, list[mqtt.MQTTMessageInfo]]] = []
+        done: list[tuple[int, list[mqtt.MQTTMessageInfo]]] = []
+        for c, infos in self._unconfirmed:
+            state = _delivered(infos)
+            if state is None:
+                continue  # given up: stays in undelivered
+            (done if state else keep).append((c, infos))
+        self._unconfirmed = keep
+        for c, _ in done:
             self.undelivered.pop(c, None)
             self._journal.write(json.dumps({"d": c}).encode() + b"\n")
-        self._journal.flush()
+        if done:
+            self._journal.flush()
 
     def journal_bytes(self) -> int:
         return self._journal.tell()

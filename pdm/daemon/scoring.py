@@ -57,6 +57,7 @@ class Scorer(Upkeep):
         self.maintenance: dict[str, Mute] = {}
         self.restored = dict(restored or {})
         self.checkpoint = checkpoint
+        self.republish: dict[int, list[tuple[str, bytes]]] = {}  # a checkpoint's undelivered alerts, by commit
         self.dirty: set[str] = set()  # machines changed since the last commit
         self.gone: set[str] = set()  # machines evicted since the last commit
         self.failing_since: float | None = None  # monotonic time of the first model call failing since a success
@@ -94,6 +95,8 @@ class Scorer(Upkeep):
         """The end of a micro-batch: with a checkpoint, append the changed machines and the alerts raised or
         cleared (fsynced), then publish; the caller acknowledges the messages after this returns."""
         cp = self.checkpoint
+        if cp is not None:
+            cp.confirm()
         if cp is None or not (self.dirty or self.gone):
             self.pub.flush()
             return

@@ -68,6 +68,7 @@ class Daemon:
         self.last_progress = time.monotonic()
         self.ready = threading.Event()  # set once connected and scoring
         self._log = RateLimitedLog(logger, every_s=10.0)
+        self._to_ack: list[QueuedMessage] = []  # processed, acknowledged once their commit is written
         self.http: HealthServer | None = None
         if settings.metrics_port:
             self.http = HealthServer(self.metrics, self.health, settings.metrics_host, settings.metrics_port)
@@ -158,18 +159,29 @@ class Daemon:
         return items
 
     def _step(self, scorer: Scorer, timeout: float) -> int:
-        """One micro-batch: process, commit (checkpoint, publish), then acknowledge, whatever happened: a message
-        that made the batch fail is never redelivered forever."""
+        """One micro-batch: process, commit (checkpoint, publish), then acknowledge. Whatever a message did to the
+        processing, it is acknowledged (never redelivered forever); only a commit that could not be written holds
+        the acknowledgements back, until a later commit covers them (the broker then redelivers nothing that was
+        not checkpointed, and at Receive Maximum it stops sending: the stall shows in /healthz)."""
         items = self._take(timeout)
         if items:
+            self._to_ack.extend(i for i in items if i.qos > 0)
             try:
                 scorer.process(items)
-                scorer.commit()
             except Exception:  # everything in process is contained; this is the last line
                 self.metrics.errors.labels("batch").inc()
                 self._log.exception("batch", "a micro-batch of %d messages failed; acknowledged, not retried",
                                     len(items))
-            self.link.ack(items)
+        try:
+            scorer.commit()
+        except Exception:
+            self.metrics.errors.labels("checkpoint").inc()
+            self._log.exception("commit", "committing a micro-batch failed; %d messages wait to be acknowledged "
+                                "until a commit succeeds", len(self._to_ack))
+        else:
+            if self._to_ack:
+                self.link.ack(self._to_ack)
+                self._to_ack = []
         self.last_progress = time.monotonic()
         self.metrics.queue_depth.set(self.inbox.qsize())
         return len(items)

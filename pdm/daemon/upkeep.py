@@ -53,6 +53,7 @@ class Upkeep:
     gone: set[str]
     stuck: int
     active: int
+    republish: dict[int, list[tuple[str, bytes]]]
     _log: RateLimitedLog
     _next_prune: float = 0.0
 
@@ -101,9 +102,14 @@ class Upkeep:
             self._next_prune = now_mono + PRUNE_EVERY_S
             self.prune_maintenance(time.time())
         self.commit()
-        if self.checkpoint is not None:
-            self.checkpoint.confirm()
-            if self.checkpoint.due():
+        cp = self.checkpoint
+        if cp is not None:
+            if connected and self.republish:
+                for commit, alerts in self.republish.items():
+                    cp.sent(commit, self.pub.republish(alerts))
+                self.republish = {}
+            cp.confirm()
+            if cp.due():
                 self.compact()
 
     def prune_maintenance(self, now_wall: float) -> int:
@@ -150,10 +156,9 @@ class Upkeep:
                 self.metrics.errors.labels("restore").inc()
                 self._log.warning("restore", "checkpoint record of machine %s ignored: %s: %s", machine_id[:80],
                                   type(exc).__name__, exc)
-        for commit, alerts in loaded.undelivered.items():
-            cp.sent(commit, self.pub.republish(alerts))
-        logger.info("checkpoint: %d machines restored (of %d records), %d alerts published again", len(self.machines),
-                    len(loaded.records), sum(len(a) for a in loaded.undelivered.values()))
+        self.republish = dict(loaded.undelivered)  # once connected (`housekeeping`): paho can then report them
+        logger.info("checkpoint: %d machines restored (of %d records), %d alerts to publish again",
+                    len(self.machines), len(loaded.records), sum(len(a) for a in loaded.undelivered.values()))
         self.compact()
         return len(self.machines)
 

@@ -249,3 +249,23 @@ def calibration_tail(machine_id: str, fraction: float = 0.2) -> tuple[np.ndarray
     ts, values = machine_arrays(training_frame(), machine_id)
     cut = round(len(ts) * (1 - fraction))
     return ts[cut:], values[cut:]
+
+
+def expected_alerts(frame: pd.DataFrame) -> set[tuple[str, str]]:
+    """(alert_id, event) pairs the batch path gives for the same data (rising and falling alarm edges)."""
+    from pdm.detectors.base import Detector
+
+    det = Detector.load(models_dir() / MODEL)
+    out: set[tuple[str, str]] = set()
+    for machine, rows in frame.groupby("machine_id"):
+        got = det.detect(rows[["timestamp", *SENSORS]], machine_id=str(machine))
+        alarm = got["alarm"].to_numpy()
+        ts = rows["timestamp"].to_numpy()
+        open_id = None
+        for i in range(len(alarm)):
+            if alarm[i] and (i == 0 or not alarm[i - 1]):
+                open_id = contract.alert_id(str(machine), float(ts[i]))
+                out.add((open_id, "raised"))
+            elif not alarm[i] and i > 0 and alarm[i - 1]:
+                out.add((str(open_id), "cleared"))
+    return out
