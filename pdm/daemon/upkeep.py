@@ -167,7 +167,7 @@ class Upkeep:
         if self.checkpoint is None:
             return
         try:
-            self.checkpoint.compact({mid: machine_record(m) for mid, m in self.machines.items()})
+            self.checkpoint.compact((mid, machine_record(m)) for mid, m in list(self.machines.items()))
         except Exception:
             self.metrics.errors.labels("checkpoint").inc()
             self._log.exception("compact", "writing the checkpoint snapshot failed")

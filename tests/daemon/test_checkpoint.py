@@ -128,7 +128,7 @@ def test_the_journal_survives_a_torn_line_and_a_corrupt_snapshot_is_set_aside(tm
 
     cp.sent(1, [Delivered()])  # type: ignore[list-item]
     cp.confirm()
-    cp.compact({"a": {"x": 3}, "c": {"x": 5}})
+    cp.compact(iter([("a", {"x": 3}), ("c", {"x": 5})]))
     cp.write({"c": {"x": 6}}, [], [])
     cp.close()
     again = Checkpoint(tmp_path).load()

@@ -10,6 +10,7 @@ import json
 import math
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ from tests.support.daemon import (
     health,
     machine_arrays,
     metric,
+    retained,
     running,
     settings,
     simulate,
@@ -328,3 +330,39 @@ def test_healthz_fails_while_every_scoring_call_fails_or_every_machine_is_stuck(
             assert any("stuck" in p for p in health(port)[1]["problems"])
     finally:
         sender.close()
+
+
+def test_an_emptied_retained_state_does_not_orphan_an_open_alert_with_a_state_dir(mosquitto: Broker,
+                                                                                  tmp_path: Path) -> None:
+    ts, values = recent(1800)
+    values[300:900, 1] += 8.0  # a vibration step: one alert, cleared after it
+    collector = Collector(mosquitto)
+    sender = Sender(mosquitto)
+    state_dir = tmp_path / "state"
+    try:
+        with running(settings(mosquitto, max_clock_skew=DAY, state_dir=state_dir)):
+            sender.batch("pump-001", ts[:600], values[:600])
+            sender.flush()
+            wait_for(lambda: [a["event"] for a in collector.alerts()] == ["raised"], 20, "the alert raised")
+        raised = collector.alerts()[0]["alert_id"]
+        sender.raw("pdm/v1/state/pump-001", b"", retain=True)  # someone deletes the retained state
+        sender.flush()
+        with running(settings(mosquitto, max_clock_skew=DAY, state_dir=state_dir)) as daemon:
+            wait_for(lambda: retained_state(mosquitto).get("alert_id") == raised, 10,
+                     "the state published again from the checkpoint")
+            sender.batch("pump-001", ts[600:], values[600:])
+            sender.flush()
+            wait_for(lambda: [a["event"] for a in collector.alerts()] == ["raised", "cleared"], 30, "the clearing")
+            assert metric(daemon, "pdm_readings_total") == 1200  # the first run's readings were not redelivered
+        assert [a["alert_id"] for a in collector.alerts()] == [raised, raised]
+    finally:
+        sender.close()
+        collector.close()
+
+
+def retained_state(broker: Broker) -> dict[str, Any]:
+    """pump-001's retained state, or {} when there is none."""
+    try:
+        return retained(broker, "pdm/v1/state/pump-001", timeout=1.0)
+    except AssertionError:
+        return {}
