@@ -22,10 +22,8 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from pdm.contract.timespec import parse_duration
-from pdm.errors import PdmError
 from pdm.mqtt import loading
-from pdm.mqtt.settings import ConnectionSettings, SettingsError
+from pdm.mqtt.settings import ConnectionSettings, SettingsError, duration_field
 
 __all__ = ["ServeSettings", "SettingsError", "add_arguments", "from_args", "load_settings"]  # SettingsError: re-export
 ENV_PREFIX = "PDM_"
@@ -108,12 +106,7 @@ class ServeSettings(ConnectionSettings):
     @field_validator("max_clock_skew", "evict_after", "max_maintenance", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                return parse_duration(value, "duration")
-            except PdmError as exc:
-                raise ValueError(str(exc).removeprefix("duration: ")) from None
-        return value
+        return duration_field(value)
 
     @field_validator("routes", mode="before")
     @classmethod
