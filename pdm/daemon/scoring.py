@@ -190,7 +190,7 @@ class Scorer(Upkeep):
         for counter, n in ((self.metrics.duplicates, applied.duplicates), (self.metrics.late, applied.late),
                            (self.metrics.seq_gaps, applied.seq_gap), (self.metrics.gaps, applied.gaps),
                            (self.metrics.muted, applied.muted), (self.metrics.extra_fields, msg.extra_fields),
-                           (self.metrics.clock_restarts, applied.clock_restart)):
+                           (self.metrics.clock_restarts, int(applied.clock_restart))):
             if n:
                 counter.inc(n)
         if applied.clock_restart:

@@ -27,7 +27,7 @@ from pdm.daemon.publisher import Publisher
 from pdm.daemon.reload import Loaded, ModelWatcher, Refused
 from pdm.daemon.restore import open_alerts
 from pdm.daemon.scoring import Scorer
-from pdm.daemon.settings import ServeSettings
+from pdm.daemon.settings import ServeSettings, SettingsError
 from pdm.daemon.status import StatusBoard
 from pdm.logs import RateLimitedLog
 
@@ -63,7 +63,14 @@ class Daemon:
         self.watcher = ModelWatcher(self.models.models_dir, self.models.slots, settings.reload_interval,
                                     settings.warm_up, settings.engine)
         self.scorer: Scorer | None = None
-        self.checkpoint: Checkpoint | None = None  # with --state-dir, while running
+        self.allowed = AllowList(settings.allow_machines, settings.allow_machines_file)  # a bad file: SettingsError
+        self.checkpoint: Checkpoint | None = None  # with --state-dir
+        if settings.state_dir is not None:
+            try:
+                self.checkpoint = Checkpoint(settings.state_dir)
+            except OSError as exc:
+                raise SettingsError(f"--state-dir: cannot write {settings.state_dir} ({exc.strerror}), expected a "
+                                    "writable directory") from None
         self.recorder: Recorder | None = None  # with --record-dir, while running
         self.last_progress = time.monotonic()
         self.ready = threading.Event()  # set once connected and scoring
@@ -110,13 +117,10 @@ class Daemon:
                     logger.warning("the recorder has not connected within %g s; it keeps trying (what the broker "
                                    "sends before its first connection is not recorded)", RECORDER_CONNECT_S)
             ignored: Tally[str] = Tally()
-            allowed = AllowList(self.settings.allow_machines, self.settings.allow_machines_file)
-            restored = open_alerts(self.settings, self.stop_event, key=self.state_key, allowed=allowed,
+            restored = open_alerts(self.settings, self.stop_event, key=self.state_key, allowed=self.allowed,
                                    ignored=ignored)
             for reason, n in ignored.items():
                 self.metrics.restore_ignored.labels(reason).inc(n)
-            if self.settings.state_dir is not None:
-                self.checkpoint = Checkpoint(self.settings.state_dir)
             self.scorer = Scorer(self.settings, self.models, self.metrics, self.publisher, restored,
                                  heartbeat_s=self.settings.heartbeat - 2 * self.housekeeping_s,
                                  checkpoint=self.checkpoint)

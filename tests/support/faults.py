@@ -35,6 +35,7 @@ from tests.support.daemon import (
     Sender,
     expected_alerts,
     machine_arrays,
+    metric,
     serve_process,
     simulate,
     wait_for,
@@ -157,8 +158,6 @@ def broker_loop(broker: Broker, daemon: Any, stream: Stream, restarts: int, *, s
                 log: Callable[[str], None] = lambda _: None) -> LoopResult:
     """Publish ``stream`` to the in-process ``daemon`` while the broker is restarted ``restarts`` times (stop,
     start: its persistence keeps the sessions and their queues)."""
-    from tests.support.daemon import metric
-
     rng = random.Random(seed)  # noqa: S311
     t0 = time.monotonic()
     result = LoopResult()
