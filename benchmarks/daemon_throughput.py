@@ -19,6 +19,7 @@ own histogram, so p99 is a bucket bound), daemon CPU (% of one core) and RSS. Th
 
     .venv/bin/python benchmarks/daemon_throughput.py                       # about 10 minutes
     .venv/bin/python benchmarks/daemon_throughput.py --batched 2000,5000 --single 1000 --seconds 20
+    .venv/bin/python benchmarks/daemon_throughput.py --checkpoint both   # the cost of --state-dir, same run
 """
 
 from __future__ import annotations
@@ -231,6 +232,35 @@ def raw_paho_ceiling(broker: LocalBroker, n: int = 20_000, batch: int = 10) -> t
     return rates[0], rates[1]
 
 
+def start_daemons(broker: LocalBroker, work: Path, args: argparse.Namespace, state_dir: Path | None,
+                  ) -> tuple[list[subprocess.Popen[bytes]], list[int]]:
+    """``--shards`` daemon processes (with ``--state-dir`` when given), once healthy; and their metrics ports."""
+    mports = [free_port() for _ in range(args.shards)]
+    daemons = []
+    for i, mport in enumerate(mports):
+        cmd = [sys.executable, "-m", "pdm", "serve", "--broker", broker.url, "--models-dir", str(work / "models"),
+               "--metrics-port", str(mport), "--receive-maximum", "5000", "--engine", args.engine,
+               "--shard", f"{i}/{args.shards}", "--client-id", f"bench-{state_dir is not None}",
+               "--session-expiry", "0"]  # the next mode's daemons have their own session; nothing queued for these
+        if state_dir is not None:
+            cmd += ["--state-dir", str(state_dir / str(i))]
+        daemons.append(subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}))  # noqa: S603
+    print(f"{args.shards} daemon process(es) (--shard i/{args.shards}), engine {args.engine}"
+          f"{', --state-dir' if state_dir else ''}")
+    deadline = time.monotonic() + 120
+    for mport in mports:
+        while True:
+            try:
+                if json.loads(urllib.request.urlopen(f"http://127.0.0.1:{mport}/healthz", timeout=2).read())["ok"]:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                sys.exit("daemon did not become healthy")
+            time.sleep(0.5)
+    return daemons, mports
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batched", default="2000,5000,10000,15000", help="fleet sizes, batched payloads")
@@ -239,6 +269,8 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=64)
     ap.add_argument("--engine", choices=("auto", "onnx", "keras"), default="auto", help="the daemon's --engine")
     ap.add_argument("--shards", type=int, default=1, help="daemon processes, each --shard i/N")
+    ap.add_argument("--checkpoint", choices=("off", "on", "both"), default="off",
+                    help="run the daemons with --state-dir (on), without (off), or both in turn for the ratio")
     args = ap.parse_args()
     if find_mosquitto() is None:
         sys.exit("mosquitto is required (apt-get install mosquitto)")
@@ -251,40 +283,32 @@ def main() -> None:
         print(f"ceiling, bare paho subscriber QoS 1 + json.loads: {single_rate:,.0f} msg/s single readings; "
               f"{batch_rate:,.0f} msg/s = {10 * batch_rate:,.0f} readings/s in batches of 10")
         train_model(work / "models", args.window)
-        mports = [free_port() for _ in range(args.shards)]
-        daemons = []
-        for i, mport in enumerate(mports):
-            cmd = [sys.executable, "-m", "pdm", "serve", "--broker", broker.url, "--models-dir", str(work / "models"),
-                   "--metrics-port", str(mport), "--receive-maximum", "5000", "--engine", args.engine,
-                   "--shard", f"{i}/{args.shards}"]
-            daemons.append(subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}))  # noqa: S603
-        print(f"{args.shards} daemon process(es) (--shard i/{args.shards}), engine {args.engine}")
-        deadline = time.monotonic() + 120
-        for mport in mports:
-            while True:
-                try:
-                    if json.loads(urllib.request.urlopen(f"http://127.0.0.1:{mport}/healthz",
-                                                         timeout=2).read())["ok"]:
-                        break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    sys.exit("daemon did not become healthy")
-                time.sleep(0.5)
-        pids = [d.pid for d in daemons]
         print(f"{'payload':8} {'machines':>8} {'msg/s':>7} {'windows/s':>9} {'missing':>7} {'p50 s':>6} "
-              f"{'p99 s':>6} {'drain s':>7} {'CPU %':>6} {'RSS MB':>6}  keeps up")
-        for single, sizes in ((False, args.batched), (True, args.single)):
-            for machines in (int(x) for x in sizes.split(",") if x):
-                r = run_fleet(broker, mports, pids, machines, single, args.seconds, args.window)
-                ok = r["missing"] == 0 and r["p99"] <= 1.0
-                print(f"{'single' if single else 'batch10':8} {machines:>8} {r['msgs_per_s']:>7,.0f} "
-                      f"{machines:>9,} {r['missing']:>7,.0f} {r['p50']:>6.3g} {r['p99']:>6.3g} {r['drain_s']:>7.1f} "
-                      f"{r['cpu_pct']:>6.0f} {r['rss_mb']:>6.0f}  {'yes' if ok else 'NO'}", flush=True)
-        for d in daemons:
-            d.terminate()
-        for d in daemons:
-            d.wait(60)
+              f"{'p99 s':>6} {'drain s':>7} {'CPU %':>6} {'RSS MB':>6}  keeps up  checkpoint")
+        modes = {"off": [False], "on": [True], "both": [False, True]}[args.checkpoint]
+        cpu: dict[bool, float] = {}
+        for checkpoint in modes:
+            daemons, mports = start_daemons(broker, work, args, work / f"state-{len(cpu)}" if checkpoint else None)
+            pids = [d.pid for d in daemons]
+            cpu_s = windows = 0.0
+            for single, sizes in ((False, args.batched), (True, args.single)):
+                for machines in (int(x) for x in sizes.split(",") if x):
+                    r = run_fleet(broker, mports, pids, machines, single, args.seconds, args.window)
+                    ok = r["missing"] == 0 and r["p99"] <= 1.0
+                    cpu_s += r["cpu_pct"] * r["windows_scored"]
+                    windows += r["windows_scored"]
+                    print(f"{'single' if single else 'batch10':8} {machines:>8} {r['msgs_per_s']:>7,.0f} "
+                          f"{machines:>9,} {r['missing']:>7,.0f} {r['p50']:>6.3g} {r['p99']:>6.3g} "
+                          f"{r['drain_s']:>7.1f} {r['cpu_pct']:>6.0f} {r['rss_mb']:>6.0f}  {'yes' if ok else 'NO':8}  "
+                          f"{'on' if checkpoint else 'off'}", flush=True)
+            cpu[checkpoint] = cpu_s / max(windows, 1.0)
+            for d in daemons:
+                d.terminate()
+            for d in daemons:
+                d.wait(60)
+        if len(cpu) == 2:
+            print(f"--state-dir: window-weighted CPU {cpu[True]:.0f} % vs {cpu[False]:.0f} % without "
+                  f"(ratio {cpu[True] / max(cpu[False], 1e-9):.2f})")
     finally:
         broker.stop()
         shutil.rmtree(work, ignore_errors=True)

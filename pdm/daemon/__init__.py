@@ -8,5 +8,7 @@ Modules: `settings` (the one settings object), `mqtt_link` (paho client, persist
 (alarm rule to raised/cleared events), `models` (loading, routing, the fit check), `reload` (model hot reload: the
 watcher thread), `scoring` (the micro-batch loop body), `publisher` (encodes and sends finished messages),
 `quality` (drift and data quality per machine, the verdict), `status` (the retained status), `metrics` (Prometheus
-and /healthz), `service` (wiring, threads, clean stop).
+and /healthz), `service` (wiring, threads, clean stop); for untrusted input: `admission` (allow-list, cap, the
+model's range), `upkeep` (housekeeping: stale, heartbeats, eviction, stuck machines), `checkpoint` (``--state-dir``:
+a killed daemon resumes exactly).
 """

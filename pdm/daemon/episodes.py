@@ -12,9 +12,13 @@ event repeats the raise's id and window and carries the episode's peak score and
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass, field
 
 from pdm.contract import alert_id
+from pdm.contract.errors import FieldValueError
+from pdm.contract.limits import plausible_time
 from pdm.detectors.alarm import AlarmTracker
 
 CRITICAL_RATIO = 2.0
@@ -36,12 +40,28 @@ class OpenAlert:
 
     @classmethod
     def restored(cls, machine_id: str, aid: str, since: float, score: float | None, window_s: float) -> OpenAlert:
-        """An open alert read back from the daemon's own retained state (its window end is in the id)."""
-        end = int(aid.rsplit("-", 1)[1]) / 1000.0
-        if alert_id(machine_id, end) != aid:
-            raise ValueError(f"alert_id: found {aid!r}, expected {machine_id}-<window end in ms>")
+        """An open alert read back from the daemon's own retained state (its window end is in the id); a
+        `FieldValueError` when the id is not ``MACHINE-<window end in ms>`` or the score is not finite."""
+        head, _, ms = aid.rpartition("-")
+        end = int(ms) / 1000.0 if head == machine_id and ms.isascii() and ms.isdigit() and len(ms) <= 15 else math.nan
+        if not math.isfinite(end) or alert_id(machine_id, end) != aid:
+            raise FieldValueError(f"alert_id: found {aid[:80]!r}, expected {machine_id}-<window end in ms>")
+        if score is not None and not math.isfinite(score):
+            raise FieldValueError(f"score: found {score!r}, expected a finite number")
         return cls(aid, end - window_s, end, since, score if score is not None else 0.0,
                    was_restored=True)
+
+    @classmethod
+    def untrusted(cls, machine_id: str, aid: str, since: float, score: float | None, window_s: float) -> OpenAlert:
+        """`restored`, for an alert read from untrusted input (a retained state, a checkpoint): its window end and
+        ``since`` must also be times from 2000 to before 2100 (`FieldValueError` otherwise)."""
+        a = cls.restored(machine_id, aid, since, score, window_s)
+        if not plausible_time(a.window_end):
+            raise FieldValueError(f"alert_id: found {aid[:80]!r}, expected {machine_id}-<window end in ms from 2000 "
+                                  "to before 2100>")
+        if not (math.isfinite(since) and plausible_time(since)):
+            raise FieldValueError(f"since: found {since!r}, expected epoch seconds from 2000 to before 2100")
+        return a
 
 
 @dataclass(frozen=True)
@@ -70,3 +90,38 @@ def step(tracker: AlarmTracker, current: OpenAlert | None, machine_id: str, *, s
         current.peak = score
         current.contributions = shares
     return current, None
+
+
+class LookBack:
+    """What a machine's alarm tracker holds, mirrored by the daemon so a checkpoint can rebuild it exactly
+    (`pdm.daemon.checkpoint`; the tracker's own state is the detector's). It follows `pdm.detectors.alarm`'s
+    k-of-n / m rule: ``recent`` holds the over-threshold verdicts since the look-back last restarted (at most n; a
+    clear or a gap restarts it), ``under`` the windows under the threshold since the last one over it. Rebuilt by
+    `rebuild`: an active alarm is set active and fed ``under`` windows under the threshold (its verdicts before do
+    not matter until it clears); an inactive one is fed ``recent`` (it never raised on them, so neither does the
+    rebuilt tracker). Change it with the alarm rule (and with `step`)."""
+
+    def __init__(self, n: int) -> None:
+        self.recent: deque[bool] = deque(maxlen=n)
+        self.under = 0
+
+    def update(self, over: bool, cleared: bool) -> None:
+        """One window fed to the tracker (``cleared``: it cleared the alarm, which restarts the look-back)."""
+        self.recent.append(over)
+        self.under = 0 if over else self.under + 1
+        if cleared:
+            self.recent.clear()
+
+    def restart(self) -> None:
+        self.recent.clear()
+        self.under = 0
+
+    def rebuild(self, tracker: AlarmTracker) -> AlarmTracker:
+        """``tracker`` (fresh) brought to the mirrored state."""
+        if tracker.active:
+            for _ in range(self.under):
+                tracker.update(False)
+        else:
+            for over in self.recent:
+                tracker.update(over)
+        return tracker

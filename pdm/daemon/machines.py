@@ -11,6 +11,13 @@ batch path's. The daemon's own rules are here:
 - A gap (the stream restarts its segment: ``warming_up``) also restarts the alarm rule's look-back; an open alert
   stays open.
 - Stale: no message for ``--stale-timeout`` seconds (wall clock); the next message ends it.
+- Bounded: a batch longer than the ring buffer's room is applied in chunks that fit it, so the ring never grows.
+- Clock jump: readings more than the model's gap limit behind the newest applied one are late. When a machine's
+  fresh messages (not an MQTT redelivery, and with a ``seq`` above the last one when they carry one) bring
+  nothing but such readings, ``window`` of them in a row, its clock is taken to have jumped back: the stream
+  restarts at the new clock with the message that reached the count (the readings of the messages before it are
+  dropped as late; the alarm look-back restarts, an open alert stays open). A clock that jumps ahead by less than
+  ``--max-clock-skew`` is a gap; further ahead, its messages are rejected (``clock_skew``) and nothing changes.
 
 Each message also feeds the machine's drift and data-quality span (`pdm.daemon.quality`). The machine changes
 itself: the scoring loop calls its methods and hands the messages it builds (alerts, states, scores) to the
@@ -25,12 +32,20 @@ from typing import Any
 
 import numpy as np
 
-from pdm.contract import Alert, Maintenance, State, Telemetry
-from pdm.daemon.episodes import Event, OpenAlert, severity, step
+from pdm.contract import Alert, State, Telemetry
+from pdm.daemon.episodes import Event, LookBack, OpenAlert, severity, step
 from pdm.daemon.models import ModelSlot
 from pdm.daemon.quality import DriftSettings, MachineQuality
 from pdm.detectors.alarm import AlarmTracker
-from pdm.detectors.stream import WindowStream
+from pdm.detectors.stream import Appended, WindowStream
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    """A maintenance window on the reading clock, ``from_ <= ts < until`` (only the times are kept)."""
+
+    from_: float
+    until: float
 
 
 @dataclass
@@ -55,6 +70,7 @@ class Applied:
     gaps: int = 0
     seq_gap: int = 0  # messages missing upstream (seq jumped)
     duplicate_message: bool = False
+    clock_restart: bool = False  # the stream restarted at a clock that jumped back
 
 
 @dataclass
@@ -68,25 +84,39 @@ class MachineState:
     last_seq: int | None = None
     last_arrival: float = 0.0  # monotonic time of the newest message
     stale: bool = False
-    maintenance: Maintenance | None = None
+    maintenance: Mute | None = None
     open_alert: OpenAlert | None = None
     last_score: float | None = None
     published_state: str | None = None
     state_since: float = 0.0
     next_heartbeat: float = 0.0
+    look: LookBack | None = None  # the alarm tracker's state, mirrored (`pdm.daemon.episodes.LookBack`)
+    scored: int = 0  # windows scored (fed to the alarm rule), kept across restarts by a checkpoint
+    since_window: int = 0  # readings received since a window was last ready: a machine stuck when large
+    behind: int = 0  # late readings in a row, each more than the gap limit behind (the clock-jump rule)
+    tail: tuple[np.ndarray, np.ndarray] | None = None  # with a checkpoint: the newest window - 1 applied readings
 
     @classmethod
     def create(cls, machine_id: str, slot: ModelSlot, machine_type: str | None, drift_window: float = 86_400.0,
-               stride: int = 1) -> MachineState:
+               stride: int = 1, *, keep_tail: bool = False) -> MachineState:
         det = slot.detector
-        return cls(machine_id, slot, det.stream(machine_id, stride=stride), det.new_alarm_tracker(),
-                   MachineQuality(len(slot.features), slot.drift.n_bins, drift_window), machine_type)
+        m = cls(machine_id, slot, det.stream(machine_id, stride=stride), det.new_alarm_tracker(),
+                MachineQuality(len(slot.features), slot.drift.n_bins, drift_window), machine_type)
+        m.look = LookBack(det.alarm_rule.n)
+        if keep_tail:
+            m.tail = (np.empty(0), np.empty((0, len(slot.features))))
+        return m
 
     # ------------------------------------------------------------------ what the machine is
     @property
     def last_ts(self) -> float | None:
         """The newest applied reading's time (the machine's reading clock)."""
         return self.stream.last_ts
+
+    @property
+    def threshold(self) -> float:
+        """The threshold this machine's windows are judged by (the one place it is looked up)."""
+        return self.slot.threshold
 
     @property
     def in_maintenance(self) -> bool:
@@ -106,22 +136,26 @@ class MachineState:
         return "alert" if self.open_alert is not None else "normal"
 
     # ------------------------------------------------------------------ input
-    def apply(self, msg: Telemetry, arrived: float | None = None) -> Applied:
+    def apply(self, msg: Telemetry, arrived: float | None = None, *, redelivered: bool = False) -> Applied:
         """Apply one parsed telemetry message that arrived at monotonic time ``arrived`` (default: now); returns the
-        windows that became ready (maintenance muted) and the counts."""
+        windows that became ready (maintenance muted) and the counts. ``redelivered``: the broker sent it before
+        (MQTT DUP flag); it never counts towards a clock jump."""
         out = Applied()
         if msg.seq is not None and self.last_seq is not None and msg.seq == self.last_seq:
             out.duplicate_message = True
             out.duplicates = len(msg)
+            self.since_window += len(msg)
             self.quality.observe(msg.ts[:0], msg.values[:0], duplicates=out.duplicates, late=0, lost=0, gaps=0)
         else:
+            fresh = not redelivered and (msg.seq is None or self.last_seq is None or msg.seq > self.last_seq)
             if msg.seq is not None and self.last_seq is not None and msg.seq > self.last_seq + 1:
                 out.seq_gap = msg.seq - self.last_seq - 1
             if msg.seq is not None:
                 self.last_seq = msg.seq
-            got = self.stream.append(msg.ts, msg.values)
+            out.clock_restart = self._clock_jumped(msg, fresh)
+            got = self._append(msg.ts, msg.values)
             out.readings, out.duplicates, out.late, out.gaps = got.readings, got.duplicates, got.late, got.gaps
-            if got.gaps:
+            if got.gaps or out.clock_restart:
                 self._restart_look_back()
             keep = np.ones(len(got.end_ts), dtype=bool)
             if self.maintenance is not None:
@@ -131,17 +165,54 @@ class MachineState:
                 out.ready = Ready(self, got.windows, got.start_ts, got.end_ts)
             elif keep.any():
                 out.ready = Ready(self, got.windows[keep], got.start_ts[keep], got.end_ts[keep])
+            self.since_window = 0 if len(keep) else self.since_window + len(msg)
             self.quality.observe(got.ts, got.values, duplicates=out.duplicates, late=out.late, lost=out.seq_gap,
                                  gaps=out.gaps)
+            if self.tail is not None and got.readings:
+                keep_n = max(self.slot.window - 1, 1)
+                self.tail = (np.concatenate([self.tail[0], got.ts])[-keep_n:],
+                             np.concatenate([self.tail[1], got.values])[-keep_n:])
         self.last_arrival = time.monotonic() if arrived is None else arrived
         self.stale = False
         return out
+
+    def _clock_jumped(self, msg: Telemetry, fresh: bool) -> bool:
+        """The clock-jump rule (module docstring): counts fresh readings that are all far behind; when they reach a
+        window, restarts the stream (this message's readings go to the new one) and returns True."""
+        last = self.stream.last_ts
+        if last is None or not len(msg):
+            return False
+        far = msg.ts < last - self.slot.max_gap_s
+        if not (fresh and far.all()):
+            self.behind = 0
+            return False
+        self.behind += len(msg)
+        if self.behind < self.slot.window:
+            return False
+        self.behind = 0
+        self.stream = self.slot.detector.stream(self.machine_id, stride=self.stream.stride)
+        if self.tail is not None:
+            self.tail = (self.tail[0][:0], self.tail[1][:0])
+        return True
+
+    def _append(self, ts: np.ndarray, values: np.ndarray) -> Appended:
+        """``stream.append`` in chunks that fit the ring buffer's room (sorted first, so the rules are unchanged)."""
+        chunk = len(self.stream.ring.ts) - self.stream.window + 1
+        if len(ts) <= chunk:
+            return self.stream.append(ts, values)
+        order = np.argsort(ts, kind="stable")
+        parts = [self.stream.append(ts[order[i : i + chunk]], values[order[i : i + chunk]])
+                 for i in range(0, len(ts), chunk)]
+        return Appended(np.concatenate([p.windows for p in parts]), np.concatenate([p.start_ts for p in parts]),
+                        np.concatenate([p.end_ts for p in parts]), np.concatenate([p.ts for p in parts]),
+                        np.concatenate([p.values for p in parts]), duplicates=sum(p.duplicates for p in parts),
+                        late=sum(p.late for p in parts), gaps=sum(p.gaps for p in parts))
 
     def rejected(self) -> None:
         """A telemetry message for this machine was rejected (counted in its data quality)."""
         self.quality.rejected()
 
-    def set_maintenance(self, m: Maintenance | None) -> None:
+    def set_maintenance(self, m: Mute | None) -> None:
         """A retained maintenance window (``None``: cleared). Takes effect now if the newest reading is inside."""
         self.maintenance = m
 
@@ -158,7 +229,10 @@ class MachineState:
             self.tracker.reset()
         else:
             self.tracker = tracker
+            self.look = LookBack(tracker.rule.n)
         self.tracker.active = active
+        if self.look is not None:
+            self.look.restart()
 
     def continue_episode(self, old: MachineState) -> None:
         """This machine replaces ``old`` (re-routed to another model): its alert episode and maintenance go on."""
@@ -177,14 +251,18 @@ class MachineState:
 
     def record_score(self, score: float, shares: dict[str, float], start: float, end: float) -> Event | None:
         """One scored window (in time order): the alarm rule and the episode; returns the event, if any."""
+        threshold = self.threshold
         self.open_alert, event = step(self.tracker, self.open_alert, self.machine_id, score=score, shares=shares,
-                                      start=start, end=end, threshold=self.slot.threshold)
+                                      start=start, end=end, threshold=threshold)
+        if self.look is not None:
+            self.look.update(score > threshold, event is not None and event.kind == "cleared")
         self.last_score = score
+        self.scored += 1
         return event
 
     # ------------------------------------------------------------------ what it publishes
     def alert_message(self, event: Event, instance: str) -> Alert:
-        a, threshold = event.alert, self.slot.threshold
+        a, threshold = event.alert, self.threshold
         return Alert(alert_id=a.alert_id, machine_id=self.machine_id, event=event.kind,  # type: ignore[arg-type]
                      ts=event.ts, window_start=a.window_start, window_end=a.window_end, score=event.score,
                      threshold=threshold, severity=severity(event.score, threshold),
@@ -193,7 +271,7 @@ class MachineState:
     def score_message(self, end_ts: float, score: float, shares: dict[str, float], instance: str) -> dict[str, Any]:
         """The ``PREFIX/scores/MACHINE`` payload of one scored window."""
         return {"schema": 1, "machine_id": self.machine_id, "ts": end_ts, "score": score,
-                "threshold": self.slot.threshold, "contributions": shares, "model": self.slot.ref.model_dump(),
+                "threshold": self.threshold, "contributions": shares, "model": self.slot.ref.model_dump(),
                 "instance": instance}
 
     def state_due(self, now_mono: float | None = None) -> bool:
@@ -207,7 +285,7 @@ class MachineState:
             (self.last_ts if self.last_ts is not None else time.time())
         a = self.open_alert
         msg = State(machine_id=self.machine_id, state=state, since=since,  # type: ignore[arg-type]
-                    alert_id=a.alert_id if a else None, score=self.last_score, threshold=self.slot.threshold,
+                    alert_id=a.alert_id if a else None, score=self.last_score, threshold=self.threshold,
                     model=self.slot.ref, instance=instance, ts=time.time())
         quality = self.quality.report(self.slot.drift, self.machine_id, self.slot.features, a is not None, rules)
         return msg, quality

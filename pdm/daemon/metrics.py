@@ -72,6 +72,23 @@ class Metrics:
         self.drift_psi = Histogram("pdm_drift_psi", "each machine's drift PSI, observed with every state it publishes "
                                    "(heartbeats: about once per machine per --heartbeat)", ["model"], registry=r,
                                    buckets=PSI_BUCKETS)
+        # untrusted input (issue 14): what was contained, dropped, refused or evicted
+        self.errors = Counter("pdm_errors", "exceptions contained where they happened (message, machine, batch, "
+                              "state, housekeeping, reload, restore, checkpoint), each logged rate-limited",
+                              ["where"], registry=r)
+        self.windows_failed = Counter("pdm_windows_failed", "windows not fed to the alarm rule, by reason "
+                                      "(non_finite_score, machine_error, scoring_error)", ["reason"], registry=r)
+        self.restore_ignored = Counter("pdm_restore_ignored", "retained states or checkpoint records not restored, "
+                                       "by reason (bad_signature, bad_field, not_allowed, ...)", ["reason"],
+                                       registry=r)
+        self.clock_restarts = Counter("pdm_clock_restarts", "machine streams restarted because the machine's clock "
+                                      "jumped back", registry=r)
+        self.evicted = Counter("pdm_machines_evicted", "machines forgotten after --evict-after without a message",
+                               registry=r)
+        self.stuck = Gauge("pdm_machines_stuck", "machines receiving readings that make no window (3 windows' worth "
+                           "late, duplicate or gapped)", registry=r)
+        self.checkpoint_seconds = Histogram("pdm_checkpoint_seconds", "seconds per checkpoint write (--state-dir)",
+                                            registry=r, buckets=LATENCY_BUCKETS)
         self._quality_seen: set[tuple[str, str, str]] = set()
 
     def set_quality(self, tally: Mapping[tuple[str, str, str], int]) -> None:

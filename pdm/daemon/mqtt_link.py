@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class QueuedMessage(Received):
     arrived: float  # time.monotonic() when the network thread received it
+    dup: bool = False  # the broker sent it before (MQTT DUP flag: a redelivery)
 
 
 class ScorerLink(SessionLink[ServeSettings]):
@@ -90,13 +91,14 @@ class ScorerLink(SessionLink[ServeSettings]):
         return False
 
     # ------------------------------------------------------------------ thread-safe calls
-    def publish(self, topic: str, payload: bytes, qos: int, retain: bool = False) -> None:
+    def publish(self, topic: str, payload: bytes, qos: int, retain: bool = False) -> mqtt.MQTTMessageInfo:
         with self._lock:
             self._sent += 1
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         if info.rc != mqtt.MQTT_ERR_SUCCESS and qos == 0:
             with self._lock:
                 self._published += 1  # a QoS 0 message without a connection is gone: do not wait for it
+        return info
 
     def status_changed(self) -> None:
         """Publish the (changed) retained status now and make its offline form the Last Will of the next
@@ -145,7 +147,7 @@ class ScorerLink(SessionLink[ServeSettings]):
                     if msg.qos > 0:
                         client.ack(msg.mid, msg.qos)
                     return
-            item = QueuedMessage(topic, bytes(msg.payload), msg.qos, msg.mid, time.monotonic())
+            item = QueuedMessage(topic, bytes(msg.payload), msg.qos, msg.mid, time.monotonic(), bool(msg.dup))
             if msg.qos > 0:
                 with self._lock:
                     self._unacked += 1

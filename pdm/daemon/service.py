@@ -13,10 +13,13 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter as Tally
 from typing import TYPE_CHECKING
 
 from pdm import __version__
-from pdm.contract import Status, Topics
+from pdm.contract import Status, Topics, state_key
+from pdm.daemon.admission import AllowList
+from pdm.daemon.checkpoint import Checkpoint
 from pdm.daemon.metrics import HealthServer, Metrics
 from pdm.daemon.models import Models
 from pdm.daemon.mqtt_link import QueuedMessage, ScorerLink
@@ -24,8 +27,9 @@ from pdm.daemon.publisher import Publisher
 from pdm.daemon.reload import Loaded, ModelWatcher, Refused
 from pdm.daemon.restore import open_alerts
 from pdm.daemon.scoring import Scorer
-from pdm.daemon.settings import ServeSettings
+from pdm.daemon.settings import ServeSettings, SettingsError
 from pdm.daemon.status import StatusBoard
+from pdm.logs import RateLimitedLog
 
 if TYPE_CHECKING:
     from pdm.recorder import Recorder
@@ -53,23 +57,47 @@ class Daemon:
         self.link = ScorerLink(settings, self.metrics, self.status, self.inbox)
         # a state is due two housekeeping ticks before the heartbeat, so it is never republished later than that
         self.housekeeping_s = min(HOUSEKEEPING_S, settings.heartbeat / 4)
-        self.publisher = Publisher(self.link, Topics(settings.prefix), qos=settings.qos, metrics=self.metrics)
+        self.state_key = state_key()  # PDM_STATE_KEY: sign the states, restore only signed ones
+        self.publisher = Publisher(self.link, Topics(settings.prefix), qos=settings.qos, metrics=self.metrics,
+                                   key=self.state_key)
         self.watcher = ModelWatcher(self.models.models_dir, self.models.slots, settings.reload_interval,
                                     settings.warm_up, settings.engine)
         self.scorer: Scorer | None = None
+        self.allowed = AllowList(settings.allow_machines, settings.allow_machines_file)  # a bad file: SettingsError
+        self.checkpoint: Checkpoint | None = None  # with --state-dir
+        if settings.state_dir is not None:
+            try:
+                self.checkpoint = Checkpoint(settings.state_dir)
+            except OSError as exc:
+                raise SettingsError(f"--state-dir: cannot write {settings.state_dir} ({exc.strerror}), expected a "
+                                    "writable directory") from None
         self.recorder: Recorder | None = None  # with --record-dir, while running
         self.last_progress = time.monotonic()
         self.ready = threading.Event()  # set once connected and scoring
+        self._log = RateLimitedLog(logger, every_s=10.0)
+        self._to_ack: list[QueuedMessage] = []  # processed, acknowledged once their commit is written
         self.http: HealthServer | None = None
         if settings.metrics_port:
             self.http = HealthServer(self.metrics, self.health, settings.metrics_host, settings.metrics_port)
 
     def health(self) -> tuple[bool, dict[str, object]]:
-        idle = time.monotonic() - self.last_progress
+        """Healthy unless the broker is unreachable, the loop stalled for ``--stall-timeout``, every model call
+        has failed for ``--stall-timeout`` since the last one that succeeded, or every active machine (not stale,
+        not in maintenance) is stuck (`pdm.daemon.upkeep`)."""
+        now = time.monotonic()
+        idle = now - self.last_progress
         connected = self.link.connected.is_set()
-        stalled = idle > self.settings.stall_timeout
-        problems = ([] if connected else ["broker unreachable"]) + ([f"scoring stalled for {idle:.0f} s"]
-                                                                     if stalled else [])
+        problems = [] if connected else ["broker unreachable"]
+        if idle > self.settings.stall_timeout:
+            problems.append(f"scoring stalled for {idle:.0f} s")
+        scorer = self.scorer
+        if scorer is not None:
+            failing = scorer.failing_since
+            if failing is not None and now - failing >= self.settings.stall_timeout:
+                problems.append(f"scoring failed for {now - failing:.0f} s: every model call since then raised")
+            if scorer.active and scorer.stuck >= scorer.active:
+                problems.append(f"every machine is stuck: {scorer.stuck} machines receive readings that make no "
+                                "window (late, duplicate or gapped)")
         return not problems, {"broker_connected": connected, "queue_depth": self.inbox.qsize(),
                               "seconds_since_progress": round(idle, 3), "problems": problems,
                               "model_errors": self.status.errors()}
@@ -88,16 +116,25 @@ class Daemon:
                 if not recorder.link.connected.wait(RECORDER_CONNECT_S):
                     logger.warning("the recorder has not connected within %g s; it keeps trying (what the broker "
                                    "sends before its first connection is not recorded)", RECORDER_CONNECT_S)
-            restored = open_alerts(self.settings, self.stop_event)
+            ignored: Tally[str] = Tally()
+            restored = open_alerts(self.settings, self.stop_event, key=self.state_key, allowed=self.allowed,
+                                   ignored=ignored)
+            for reason, n in ignored.items():
+                self.metrics.restore_ignored.labels(reason).inc(n)
             self.scorer = Scorer(self.settings, self.models, self.metrics, self.publisher, restored,
-                                 heartbeat_s=self.settings.heartbeat - 2 * self.housekeeping_s)
+                                 heartbeat_s=self.settings.heartbeat - 2 * self.housekeeping_s,
+                                 checkpoint=self.checkpoint)
+            self.scorer.restore_checkpoint()
             self.watcher.start()
             self.link.start()
             self._loop(self.scorer)
             self._drain(self.scorer)
+            self.scorer.compact()
         finally:
             self.watcher.stop()
             self.link.stop(self.settings.drain_timeout)
+            if self.checkpoint is not None:
+                self.checkpoint.close()
             if recorder is not None:
                 recorder.stop()
             if self.http is not None:
@@ -126,10 +163,29 @@ class Daemon:
         return items
 
     def _step(self, scorer: Scorer, timeout: float) -> int:
+        """One micro-batch: process, commit (checkpoint, publish), then acknowledge. Whatever a message did to the
+        processing, it is acknowledged (never redelivered forever); only a commit that could not be written holds
+        the acknowledgements back, until a later commit covers them (the broker then redelivers nothing that was
+        not checkpointed, and at Receive Maximum it stops sending: the stall shows in /healthz)."""
         items = self._take(timeout)
         if items:
-            scorer.process(items)
-            self.link.ack(items)
+            self._to_ack.extend(i for i in items if i.qos > 0)
+            try:
+                scorer.process(items)
+            except Exception:  # everything in process is contained; this is the last line
+                self.metrics.errors.labels("batch").inc()
+                self._log.exception("batch", "a micro-batch of %d messages failed; acknowledged, not retried",
+                                    len(items))
+        try:
+            scorer.commit()
+        except Exception:
+            self.metrics.errors.labels("checkpoint").inc()
+            self._log.exception("commit", "committing a micro-batch failed; %d messages wait to be acknowledged "
+                                "until a commit succeeds", len(self._to_ack))
+        else:
+            if self._to_ack:
+                self.link.ack(self._to_ack)
+                self._to_ack = []
         self.last_progress = time.monotonic()
         self.metrics.queue_depth.set(self.inbox.qsize())
         return len(items)
@@ -138,14 +194,18 @@ class Daemon:
         next_house = 0.0
         while not self.stop_event.is_set():
             self._step(scorer, 0.2)
-            self._apply_reloads(scorer)
             connected = self.link.connected.is_set()
             if connected:
                 self.ready.set()
             now = time.monotonic()
-            if now >= next_house:
-                scorer.housekeeping(now, connected)
-                next_house = now + self.housekeeping_s
+            try:
+                self._apply_reloads(scorer)
+                if now >= next_house:
+                    next_house = now + self.housekeeping_s
+                    scorer.housekeeping(now, connected)
+            except Exception:
+                self.metrics.errors.labels("housekeeping").inc()
+                self._log.exception("housekeeping", "housekeeping or a model swap failed; the loop goes on")
 
     def _apply_reloads(self, scorer: Scorer) -> None:
         """Swap in the versions the watcher prepared, between micro-batches; record refusals."""

@@ -23,7 +23,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from pdm.mqtt import loading
-from pdm.mqtt.settings import ConnectionSettings, SettingsError
+from pdm.mqtt.settings import ConnectionSettings, SettingsError, duration_field
 
 __all__ = ["ServeSettings", "SettingsError", "add_arguments", "from_args", "load_settings"]  # SettingsError: re-export
 ENV_PREFIX = "PDM_"
@@ -75,6 +75,26 @@ class ServeSettings(ConnectionSettings):
     record_dir: Path | None = Field(None, description="also record telemetry, scores, alerts, states, maintenance "
                                     "and truth as Parquet under this directory (a recorder with its own MQTT "
                                     "session, started and stopped with the daemon; see docs/recorder.md)")
+    # ---- untrusted input (issue 14; docs/daemon.md, "Untrusted input")
+    max_clock_skew: float = Field(86_400.0, ge=0, description="a telemetry message with a reading further than this "
+                                  "from the receive time is rejected (clock_skew), e.g. 1d, 6h; it is also the "
+                                  "recorder's rule with --record-dir; 0: no check (replaying old data)")
+    model_range: float = Field(1000.0, ge=0, description="a telemetry message with a value more than this many "
+                               "robust scales (the model's scaling of that machine and sensor) from its training "
+                               "median is rejected (beyond_model_range); 0: no check")
+    max_machines: int = Field(25_000, ge=1, description="machines tracked at most; a message for a new machine "
+                              "beyond it is rejected (too_many_machines) until stale ones are evicted")
+    allow_machines: str | None = Field(None, description="only these machine ids are tracked: comma-separated "
+                                       "glob patterns (pump-*,motor-00?); others are rejected (unknown_machine)")
+    allow_machines_file: Path | None = Field(None, description="file of allowed machine ids or glob patterns, one "
+                                             "per line (# comments); with --allow-machines, either allows")
+    evict_after: float = Field(86_400.0, ge=0, description="a machine without a message for this long (wall "
+                               "clock, e.g. 1d) is forgotten, unless an alert of it is open; 0: never")
+    max_maintenance: float = Field(30 * 86_400.0, gt=0, description="a maintenance window longer than this (e.g. "
+                                   "30d) is rejected (maintenance_too_long)")
+    state_dir: Path | None = Field(None, description="checkpoint every machine's stream, alarm and open alert here "
+                                   "and acknowledge telemetry only once its checkpoint is written: a killed daemon "
+                                   "resumes where it stopped, every reading scored once (docs/daemon.md)")
 
     @model_validator(mode="after")
     def _drift_levels(self) -> Self:
@@ -82,6 +102,11 @@ class ServeSettings(ConnectionSettings):
             raise ValueError(f"--drift-high: found {self.drift_high}, expected more than --drift-moderate "
                              f"({self.drift_moderate})")
         return self
+
+    @field_validator("max_clock_skew", "evict_after", "max_maintenance", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return duration_field(value)
 
     @field_validator("routes", mode="before")
     @classmethod

@@ -137,7 +137,7 @@ def run_demo(plan: DemoPlan) -> DemoVerdict:
                                "--routes", ",".join(f"{t}={t}" for t in types), "--publish-scores",
                                "--mqtt-version", str(broker.mqtt_version), "--metrics-port", str(metrics_port),
                                "--client-id", "pdm-demo-scorer", "--record-dir", str(out / "recorded"),
-                               *plan.extra_serve_args])
+                               "--max-clock-skew", f"{_clock_skew(plan):.0f}", *plan.extra_serve_args])
         print(f"daemon: python -m pdm serve (log {out / 'daemon.log'}; metrics http://127.0.0.1:{metrics_port}"
               "/metrics)", flush=True)
         _wait("the daemon's online status", lambda: observer.snapshot().statuses.get("scorer/scorer-0") == "online",
@@ -187,6 +187,13 @@ def run_demo(plan: DemoPlan) -> DemoVerdict:
         if observer is not None:
             observer.stop()
         broker.stop()
+
+
+def _clock_skew(plan: DemoPlan) -> float:
+    """The daemon's ``--max-clock-skew`` for the demo: the simulators start at the wall clock and run ``speed`` x
+    faster, so their last readings are about ``hours`` ahead of it; the default (1 day) unless the run is longer,
+    then its length plus an hour."""
+    return max(86_400.0, plan.hours * 3600.0 + 3600.0)
 
 
 def _caught_up(observer: Observer) -> bool:

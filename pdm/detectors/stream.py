@@ -258,3 +258,11 @@ class WindowStream:
         self.detector = detector
         self._max_gap = detector.max_gap_s
         return skipped
+
+    # ------------------------------------------------------------------ added for the daemon's input bounds (issue 14)
+    def envelope(self, n_scales: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per sensor (in the order of ``Detector.feature_names``), the raw values within ``n_scales`` robust scales
+        of the machine's training median, in the scaling this stream applies now: ``center -+ n_scales x scale``.
+        A value outside is further from what the model was trained on than ``n_scales`` robust standard
+        deviations; the daemon refuses such readings (``--model-range``)."""
+        return self.center - n_scales * self.scale, self.center + n_scales * self.scale

@@ -28,6 +28,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from pdm.contract import NAME_RULE, Topics, is_valid_name
+from pdm.contract.timespec import parse_duration
 from pdm.contract.topics import parse_broker_url
 from pdm.errors import PdmError
 
@@ -36,6 +37,18 @@ NOT_A_FLAG = frozenset({"mqtt_password"})  # secrets: environment or file only
 CONNECTION_KEYS = frozenset({"broker", "ca_file", "cert_file", "key_file", "username", "mqtt_password",
                              "password_file", "mqtt_version", "prefix"})
 CONFIG_FILE: ContextVar[Path | None] = ContextVar("pdm_config_file", default=None)
+
+
+def duration_field(value: Any) -> Any:
+    """A pydantic ``mode="before"`` validator's body for a duration setting: ``"6h"``, ``"1d12h"``, ``"90"`` ->
+    seconds (`pdm.contract.timespec.parse_duration`); numbers pass through. A ``ValueError`` says what was found
+    and expected."""
+    if isinstance(value, str):
+        try:
+            return parse_duration(value, "duration")
+        except PdmError as exc:
+            raise ValueError(str(exc).removeprefix("duration: ")) from None
+    return value
 
 
 class SettingsError(PdmError, ValueError):

@@ -25,10 +25,9 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from pdm.contract import SENSORS
-from pdm.contract.timespec import parse_duration
 from pdm.errors import PdmError
 from pdm.mqtt import loading
-from pdm.mqtt.settings import CONNECTION_KEYS, ConnectionSettings
+from pdm.mqtt.settings import CONNECTION_KEYS, ConnectionSettings, duration_field
 from pdm.recorder.schema import TABLES
 
 ENV_PREFIX = "PDM_RECORD_"
@@ -106,12 +105,7 @@ class RecordSettings(ConnectionSettings):
     @field_validator("max_clock_skew", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            try:
-                return parse_duration(value, "max_clock_skew")
-            except PdmError as exc:
-                raise ValueError(str(exc).removeprefix("max_clock_skew: ")) from None
-        return value
+        return duration_field(value)
 
     @property
     def horizon_days(self) -> int | None:

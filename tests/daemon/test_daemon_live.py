@@ -15,23 +15,20 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from pdm import contract
-from pdm.detectors.base import Detector
 from pdm.recorder import read_table
 from tests.support.broker import Broker, free_port
 from tests.support.daemon import (
     LIVE_START,
     MODEL,
     ROOT,
-    SENSORS,
     Collector,
     Sender,
+    expected_alerts,
     machine_arrays,
     metric,
-    models_dir,
     retained,
     running,
     settings,
@@ -52,24 +49,6 @@ def run_simulator(broker: Broker, *args: str, wait: bool = True) -> subprocess.P
         out, _ = proc.communicate(timeout=120)
         assert proc.returncode == 0, out
     return proc
-
-
-def expected_alerts(frame: pd.DataFrame) -> set[tuple[str, str]]:
-    """(alert_id, event) pairs the batch path gives for the same data (rising and falling alarm edges)."""
-    det = Detector.load(models_dir() / MODEL)
-    out: set[tuple[str, str]] = set()
-    for machine, rows in frame.groupby("machine_id"):
-        got = det.detect(rows[["timestamp", *SENSORS]], machine_id=str(machine))
-        alarm = got["alarm"].to_numpy()
-        ts = rows["timestamp"].to_numpy()
-        open_id = None
-        for i in range(len(alarm)):
-            if alarm[i] and (i == 0 or not alarm[i - 1]):
-                open_id = contract.alert_id(str(machine), float(ts[i]))
-                out.add((open_id, "raised"))
-            elif not alarm[i] and i > 0 and alarm[i - 1]:
-                out.add((str(open_id), "cleared"))
-    return out
 
 
 def test_simulated_faults_raise_alerts_naming_machine_and_sensor(mosquitto: Broker, tmp_path: Path) -> None:

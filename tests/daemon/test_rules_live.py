@@ -4,11 +4,8 @@ unreachable. A slow model is stood in for by `Gate` (the detector's ``score_wind
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +26,7 @@ from tests.support.daemon import (
     Collector,
     Sender,
     copy_models,
+    health,
     machine_arrays,
     metric,
     running,
@@ -48,14 +46,6 @@ def pump(n: int, machine: str = "pump-001") -> tuple[np.ndarray, np.ndarray]:
 
 def states(collector: Collector, machine: str) -> list[dict[str, Any]]:
     return [s for s in collector.of("state") if s["machine_id"] == machine]
-
-
-def health(port: int) -> tuple[int, dict[str, Any]]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
 
 
 class Gate:

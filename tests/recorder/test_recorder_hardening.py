@@ -221,5 +221,7 @@ def test_the_clock_skew_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert RecordSettings(root="x", max_clock_skew="2d").horizon_days == 3
     with pytest.raises(SettingsError, match="--max-clock-skew / PDM_RECORD_MAX_CLOCK_SKEW: found 'soon'"):
         load_settings({"root": "x", "max_clock_skew": "soon"})
-    # inside serve the rule follows the daemon, which has none yet: off, as before
-    assert for_serve(ServeSettings(), tmp_path).max_clock_skew == 0.0
+    # inside serve the rule follows the daemon's --max-clock-skew (issue 14: one day by default; 0 turns both off)
+    assert for_serve(ServeSettings(), tmp_path).max_clock_skew == DAY_S
+    assert for_serve(ServeSettings(max_clock_skew="6h"), tmp_path).max_clock_skew == 6 * 3600.0
+    assert for_serve(ServeSettings(max_clock_skew=0), tmp_path).max_clock_skew == 0.0

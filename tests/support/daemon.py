@@ -13,6 +13,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,8 +94,10 @@ def edit_json(path: Path, **changes: Any) -> None:
 
 
 def settings(broker: Broker, /, **kw: Any) -> ServeSettings:
+    """The daemon's settings for a test: the shared model, no warm-up, and no clock-skew rule (the fixtures' data
+    is days old; the tests of the rule set ``max_clock_skew``)."""
     base: dict[str, Any] = {"broker": broker.url, "models_dir": models_dir(), "default_model": MODEL,
-                            "metrics_port": 0, "warm_up": False, "drain_timeout": 5.0}
+                            "metrics_port": 0, "warm_up": False, "drain_timeout": 5.0, "max_clock_skew": 0}
     return ServeSettings(**{**base, **kw})
 
 
@@ -115,6 +119,15 @@ def running(s: ServeSettings) -> Iterator[Daemon]:
 
 def metric(daemon: Daemon, name: str, **labels: str) -> float:
     return daemon.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def health(port: int) -> tuple[int, dict[str, Any]]:
+    """``/healthz`` of the daemon whose metrics server listens on ``port``: the status code and the body."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            return int(r.status), json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return int(err.code), json.loads(err.read())
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str = "condition") -> None:
@@ -205,9 +218,10 @@ def machine_arrays(frame: pd.DataFrame, machine_id: str) -> tuple[np.ndarray, np
 
 
 def serve_process(broker: Broker, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """``python -m pdm -v serve`` as a real process (for signals)."""
+    """``python -m pdm -v serve`` as a real process (for signals); no clock-skew rule unless ``args`` set one (the
+    fixtures' data is days old)."""
     cmd = [sys.executable, "-m", "pdm", "-v", "serve", "--broker", broker.url, "--models-dir", str(models_dir()),
-           "--default-model", MODEL, "--metrics-port", "0", "--no-warm-up", *args]
+           "--default-model", MODEL, "--metrics-port", "0", "--no-warm-up", "--max-clock-skew", "0", *args]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
@@ -235,3 +249,23 @@ def calibration_tail(machine_id: str, fraction: float = 0.2) -> tuple[np.ndarray
     ts, values = machine_arrays(training_frame(), machine_id)
     cut = round(len(ts) * (1 - fraction))
     return ts[cut:], values[cut:]
+
+
+def expected_alerts(frame: pd.DataFrame) -> set[tuple[str, str]]:
+    """(alert_id, event) pairs the batch path gives for the same data (rising and falling alarm edges)."""
+    from pdm.detectors.base import Detector
+
+    det = Detector.load(models_dir() / MODEL)
+    out: set[tuple[str, str]] = set()
+    for machine, rows in frame.groupby("machine_id"):
+        got = det.detect(rows[["timestamp", *SENSORS]], machine_id=str(machine))
+        alarm = got["alarm"].to_numpy()
+        ts = rows["timestamp"].to_numpy()
+        open_id = None
+        for i in range(len(alarm)):
+            if alarm[i] and (i == 0 or not alarm[i - 1]):
+                open_id = contract.alert_id(str(machine), float(ts[i]))
+                out.add((open_id, "raised"))
+            elif not alarm[i] and i > 0 and alarm[i - 1]:
+                out.add((str(open_id), "cleared"))
+    return out

@@ -1,0 +1,189 @@
+"""The daemon's state directory at unit level (no broker): a machine restored from its checkpoint record goes on
+exactly as the original (the same windows, the same alarm events at every cut point), the journal survives a torn
+last line, a corrupt snapshot is set aside, deliveries are recorded; and the input bounds that need no broker
+(the allow-list, a huge batch applied in chunks, the clock-jump rule, a restored alert that is not plausible)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pdm import contract
+from pdm.contract.errors import FieldValueError
+from pdm.daemon.admission import AllowList
+from pdm.daemon.checkpoint import JOURNAL, SNAPSHOT, Checkpoint, machine_record, restore_machine
+from pdm.daemon.episodes import LookBack, OpenAlert, step
+from pdm.daemon.machines import MachineState
+from pdm.daemon.models import Models, ModelSlot
+from pdm.daemon.settings import SettingsError
+from pdm.detectors.alarm import AlarmRule, AlarmTracker
+from tests.support.daemon import LIVE_START, MODEL, SENSORS, machine_arrays, models_dir, simulate
+
+
+@pytest.fixture(scope="module")
+def slot() -> ModelSlot:
+    return Models(models_dir(), {}, MODEL, warm_up=False).slots[MODEL]
+
+
+def message(machine: str, seq: int, ts: np.ndarray, values: np.ndarray) -> contract.Telemetry:
+    cols = {s: values[:, j].tolist() for j, s in enumerate(SENSORS)}
+    return contract.parse_telemetry(contract.encode_batch(machine, seq, ts.tolist(), cols), machine, SENSORS)
+
+
+def pump(n: int) -> tuple[np.ndarray, np.ndarray]:
+    frame, _ = simulate(4, n, LIVE_START, fault_rate_per_day=0.0, forced=[])
+    return machine_arrays(frame, "pump-001")
+
+
+def events(m: MachineState, scores: np.ndarray, start: float) -> list[tuple[str, str, float]]:
+    out = []
+    for i, score in enumerate(scores):
+        ev = m.record_score(float(score), {"temperature": 1.0}, start=start + i - 15, end=start + i)
+        if ev is not None:
+            out.append((ev.kind, ev.alert.alert_id, ev.score))
+    return out
+
+
+def test_a_restored_machine_goes_on_exactly_as_the_original(slot: ModelSlot) -> None:
+    ts, values = pump(400)
+    values[50:60, 1] = np.nan  # missing values inside the kept readings are kept as they were
+    rng = np.random.default_rng(3)
+    for cut in (100, 233, 301):
+        original = MachineState.create("pump-001", slot, "pump", keep_tail=True)
+        original.apply(message("pump-001", 0, ts[:cut], values[:cut]))
+        # the alarm rule's state at the cut: random scores around the threshold, some alerts raised and cleared
+        scores = slot.threshold * rng.choice([0.2, 1.5], size=600, p=[0.45, 0.55])
+        before = events(original, scores[:cut], ts[0])
+        record = json.loads(json.dumps(machine_record(original)))  # what the journal holds
+        copy = restore_machine("pump-001", record, slot, 86_400.0, 1)
+        assert (copy.last_ts, copy.last_seq, copy.tracker.active, copy.scored) == (
+            original.last_ts, original.last_seq, original.tracker.active, cut)
+        assert (copy.open_alert is None) == (original.open_alert is None)
+        a = original.apply(message("pump-001", 1, ts[cut:], values[cut:])).ready
+        b = copy.apply(message("pump-001", 1, ts[cut:], values[cut:])).ready
+        assert a is not None and b is not None
+        np.testing.assert_allclose(b.windows, a.windows, atol=1e-6)
+        assert b.end_ts.tolist() == a.end_ts.tolist()
+        assert events(copy, scores[cut:], ts[cut]) == events(original, scores[cut:], ts[cut])
+        assert before  # the cut really falls in a history with alerts
+        redelivered = copy.apply(message("pump-001", 0, ts[:cut], values[:cut]))
+        assert redelivered.ready is None and redelivered.readings == 0  # already scored: dropped
+
+
+def feed(tracker: AlarmTracker, look: LookBack, alert: OpenAlert | None, i: int, *, over: bool,
+         out: list[tuple[str, float]]) -> OpenAlert | None:
+    """Window ``i`` through the alarm rule (`step`) and the mirrored look-back, its event appended to ``out``."""
+    alert, ev = step(tracker, alert, "m", score=2.0 if over else 0.5, shares={"x": 1.0}, start=i - 1.0,
+                     end=float(LIVE_START + i), threshold=1.0)
+    look.update(over, ev is not None and ev.kind == "cleared")
+    if ev is not None:
+        out.append((ev.kind, ev.ts))
+    return alert
+
+
+def test_the_mirrored_look_back_rebuilds_the_alarm_state_at_every_cut() -> None:
+    rule = AlarmRule(k=3, n=5, m=4)
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        overs = (rng.random(80) < rng.uniform(0.2, 0.7)).tolist()
+        for cut in range(len(overs)):
+            tracker, look, alert = rule.tracker(), LookBack(rule.n), None
+            for i in range(cut):
+                alert = feed(tracker, look, alert, i, over=overs[i], out=[])
+            rebuilt = rule.tracker()
+            rebuilt.active = tracker.active
+            rebuilt = look.rebuild(rebuilt)
+            copy_look, copy_alert = LookBack(rule.n), alert
+            copy_look.recent.extend(look.recent)
+            copy_look.under = look.under
+            rest: list[tuple[str, float]] = []
+            rest_copy: list[tuple[str, float]] = []
+            for i in range(cut, len(overs)):
+                alert = feed(tracker, look, alert, i, over=overs[i], out=rest)
+                copy_alert = feed(rebuilt, copy_look, copy_alert, i, over=overs[i], out=rest_copy)
+            assert rest_copy == rest, (trial, cut)
+
+
+def test_the_journal_survives_a_torn_line_and_a_corrupt_snapshot_is_set_aside(tmp_path: Path) -> None:
+    cp = Checkpoint(tmp_path)
+    cp.load()
+    cp.write({"a": {"x": 1}}, [], [("pdm/v1/alerts/a", b'{"event":"raised"}')])
+    cp.write({"b": {"x": 2}}, [], [])
+    cp.write({"a": {"x": 3}}, ["b"], [("pdm/v1/alerts/a", b'{"event":"cleared"}')])
+    cp.close()
+    with (tmp_path / JOURNAL).open("ab") as f:
+        f.write(b'{"c": 4, "m": {"a": {"x": 9')  # the kill cut this write short
+    loaded = Checkpoint(tmp_path).load()
+    assert loaded.records == {"a": {"x": 3}} and loaded.commit == 3
+    assert list(loaded.undelivered) == [1, 3]
+    cp = Checkpoint(tmp_path)
+    cp.load()
+
+    class Delivered:
+        def is_published(self) -> bool:
+            return True
+
+    cp.sent(1, [Delivered()])  # type: ignore[list-item]
+    cp.confirm()
+    cp.compact(iter([("a", {"x": 3}), ("c", {"x": 5})]))
+    cp.write({"c": {"x": 6}}, [], [])
+    cp.close()
+    again = Checkpoint(tmp_path).load()
+    assert again.records == {"a": {"x": 3}, "c": {"x": 6}} and list(again.undelivered) == [3] and again.commit == 4
+    (tmp_path / SNAPSHOT).write_text("{not json")
+    (tmp_path / JOURNAL).write_text("")
+    assert Checkpoint(tmp_path).load().records == {}
+    assert (tmp_path / (SNAPSHOT + ".corrupt")).exists()
+
+
+def test_a_record_that_does_not_fit_is_refused(slot: ModelSlot) -> None:
+    ts, values = pump(50)
+    m = MachineState.create("pump-001", slot, None, keep_tail=True)
+    m.apply(message("pump-001", 0, ts, values))
+    good = machine_record(m)
+    with pytest.raises(FieldValueError, match="features"):
+        restore_machine("pump-001", {**good, "f": ["temperature"]}, slot, 86_400.0, 1)
+    with pytest.raises(FieldValueError, match="alert_id"):
+        restore_machine("pump-001", {**good, "alert": {"id": "pump-001-99999999999999", "start": 0.0, "end": 1.0,
+                                                       "since": LIVE_START, "peak": 1.0}}, slot, 86_400.0, 1)
+    with pytest.raises(FieldValueError, match="look-back"):
+        restore_machine("pump-001", {**good, "recent": "01x"}, slot, 86_400.0, 1)
+    with pytest.raises(FieldValueError, match="alert_id"):
+        OpenAlert.untrusted("pump-001", "pump-001-1000", LIVE_START, None, 60.0)  # 1970
+
+
+def test_the_allow_list_reads_patterns_and_a_file(tmp_path: Path) -> None:
+    listed = tmp_path / "machines.txt"
+    listed.write_text("# the plant's machines\npump-001\ncompressor-0?  # two digits\n\n")
+    allow = AllowList("motor-*", listed)
+    assert [allow(m) for m in ("pump-001", "pump-002", "compressor-07", "compressor-007", "motor-x")] == [
+        True, False, True, False, True]
+    with pytest.raises(SettingsError, match="allow-machines-file"):
+        AllowList(None, tmp_path / "missing.txt")
+
+
+def test_a_huge_batch_is_applied_in_chunks_that_fit_the_ring(slot: ModelSlot) -> None:
+    ts, values = pump(3000)
+    chunked = MachineState.create("pump-001", slot, None)
+    shuffled = np.random.default_rng(0).permutation(3000)
+    got = chunked.apply(message("pump-001", 0, ts[shuffled], values[shuffled])).ready
+    whole = slot.detector.stream("pump-001").append(ts, values)  # the stream alone grows its ring for this
+    assert got is not None and len(chunked.stream.ring.ts) == 256
+    np.testing.assert_allclose(got.windows, whole.windows, atol=1e-6)
+    assert got.end_ts.tolist() == whole.end_ts.tolist()
+
+
+def test_the_clock_jump_rule_ignores_redeliveries_and_old_seqs(slot: ModelSlot) -> None:
+    ts, values = pump(200)
+    m = MachineState.create("pump-001", slot, None)
+    m.apply(message("pump-001", 10, ts[100:], values[100:]))
+    for _ in range(3):  # far behind but redelivered, or with an old seq: never a clock jump
+        assert not m.apply(message("pump-001", 11, ts[:50], values[:50]), redelivered=True).clock_restart
+        assert not m.apply(message("pump-001", 5, ts[:50], values[:50])).clock_restart
+    assert m.last_ts == ts[-1]
+    assert not m.apply(message("pump-001", 12, ts[:10], values[:10])).clock_restart  # 10 < a window
+    jumped = m.apply(message("pump-001", 13, ts[10:30], values[10:30]))
+    assert jumped.clock_restart and jumped.readings == 20 and m.last_ts == ts[29]
