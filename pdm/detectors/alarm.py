@@ -1,9 +1,16 @@
 """The alarm rule: raise after ``k`` of the last ``n`` windows exceed the threshold, clear after ``m`` consecutive
-windows under it. One `AlarmTracker` holds the state of one machine; the batch path and the daemon share it.
+quiet windows. One `AlarmTracker` holds the state of one machine; the batch path and the daemon share it.
+
+A window is *quiet* when its score is under ``clear_ratio`` x the threshold (hysteresis: with ``clear_ratio`` < 1 a
+score hovering around the threshold does not clear and raise again). ``m`` is also the merge gap: an alarm whose
+score dips for fewer than ``m`` windows stays one alarm, so one fault is one alert.
 
 >>> rule = AlarmRule(k=2, n=3, m=2)
 >>> rule.apply([True, False, True, True, False, False, True]).tolist()
 [False, False, True, True, True, False, False]
+>>> hysteresis = AlarmRule(k=1, n=1, m=2, clear_ratio=0.5)
+>>> hysteresis.apply_scores(np.array([2.0, 0.9, 0.8, 0.4, 0.3]), threshold=1.0).tolist()
+[True, True, True, True, False]
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ class AlarmRule(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     k: int = Field(30, ge=1, description="windows over the threshold, among the last n, that raise an alarm")
     n: int = Field(60, ge=1, description="length of the raise look-back")
-    m: int = Field(60, ge=1, description="consecutive windows under the threshold that clear an alarm")
+    m: int = Field(60, ge=1, description="consecutive quiet windows that clear an alarm")
+    clear_ratio: float = Field(1.0, gt=0, le=1, description="a window is quiet when its score is under this share "
+                               "of the threshold (1: under the threshold, the rule of models saved before it)")
 
     @model_validator(mode="after")
     def _k_le_n(self) -> AlarmRule:
@@ -32,10 +41,17 @@ class AlarmRule(BaseModel):
     def tracker(self) -> AlarmTracker:
         return AlarmTracker(self)
 
-    def apply(self, exceeded: Iterable[bool]) -> np.ndarray:
-        """Alarm state after each window of one uninterrupted sequence."""
+    def apply(self, exceeded: Iterable[bool], quiet: Iterable[bool] | None = None) -> np.ndarray:
+        """Alarm state after each window of one uninterrupted sequence (``quiet``: default not ``exceeded``)."""
         tracker = self.tracker()
-        return np.fromiter((tracker.update(bool(e)) for e in exceeded), dtype=bool)
+        flags = list(exceeded)
+        calm = [not e for e in flags] if quiet is None else list(quiet)
+        return np.fromiter((tracker.update(bool(e), bool(q)) for e, q in zip(flags, calm, strict=True)), dtype=bool)
+
+    def apply_scores(self, scores: np.ndarray, threshold: float) -> np.ndarray:
+        """`apply` to window scores judged against ``threshold`` (with the rule's hysteresis)."""
+        scores = np.asarray(scores, dtype=np.float64)
+        return self.apply(scores > threshold, scores < self.clear_ratio * threshold)
 
 
 class AlarmTracker:
@@ -47,16 +63,22 @@ class AlarmTracker:
         self._recent: deque[bool] = deque(maxlen=rule.n)
         self._under = 0
 
-    def update(self, exceeded: bool) -> bool:
-        """Feed one window's verdict; returns whether the alarm is active after it."""
+    def update(self, exceeded: bool, quiet: bool | None = None) -> bool:
+        """Feed one window's verdict (``quiet``: its score is under the clear level; default not ``exceeded``);
+        returns whether the alarm is active after it."""
         self._recent.append(exceeded)
-        self._under = 0 if exceeded else self._under + 1
+        calm = not exceeded if quiet is None else quiet
+        self._under = self._under + 1 if calm else 0
         if not self.active and sum(self._recent) >= self.rule.k:
             self.active = True
         elif self.active and self._under >= self.rule.m:
             self.active = False
             self._recent.clear()
         return self.active
+
+    def update_score(self, score: float, threshold: float) -> bool:
+        """`update` with a window score judged against ``threshold`` (with the rule's hysteresis)."""
+        return self.update(score > threshold, score < self.rule.clear_ratio * threshold)
 
     def reset(self) -> None:
         """Forget history (after a gap restarts the window)."""

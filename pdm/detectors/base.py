@@ -23,6 +23,7 @@ sampling period; no window spans two segments, and the alarm state restarts with
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -61,6 +62,10 @@ logger = logging.getLogger(__name__)
 Frames = pd.DataFrame | Sequence[pd.DataFrame] | Mapping[str, pd.DataFrame]
 Progress = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, figures) after each epoch
 MIN_CALIBRATION_WINDOWS = 100
+MIN_MACHINE_CALIBRATION = 2_000  # alarm-statistic values a machine needs for a threshold of its own
+MACHINE_THRESHOLD_FLOOR = 0.25  # a machine's own threshold is at least this share of the fleet's
+CALIBRATION_PARTS = 5  # the held-back share is spread over at most this many parts of each frame
+Piece = tuple[int, int, int, int]  # rows [fit_start, fit_end) fit, [cal_start, cal_end) calibrate
 
 
 class Detector(ABC):
@@ -90,6 +95,7 @@ class Detector(ABC):
         alarm_k: int = 30,
         alarm_n: int = 60,
         alarm_m: int = 60,
+        alarm_clear: float = 1.0,
         seed: int = 0,
     ) -> None:
         self.features = features
@@ -104,6 +110,7 @@ class Detector(ABC):
         self.alarm_k = alarm_k
         self.alarm_n = alarm_n
         self.alarm_m = alarm_m
+        self.alarm_clear = alarm_clear
         self.seed = seed
 
     # ----------------------------------------------------------------- subclass hooks
@@ -169,10 +176,10 @@ class Detector(ABC):
         if self.threshold_method not in ("quantile", "pot"):
             raise DataError(f"found threshold_method={self.threshold_method!r}, expected 'quantile' or 'pot'")
         try:
-            AlarmRule(k=self.alarm_k, n=self.alarm_n, m=self.alarm_m)
+            AlarmRule(k=self.alarm_k, n=self.alarm_n, m=self.alarm_m, clear_ratio=self.alarm_clear)
         except ValidationError as exc:
             raise DataError(f"alarm rule: {exc.errors()[0]['msg']} (found k={self.alarm_k}, n={self.alarm_n}, "
-                            f"m={self.alarm_m})") from None
+                            f"m={self.alarm_m}, clear={self.alarm_clear})") from None
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "threshold_"):
@@ -201,30 +208,32 @@ class Detector(ABC):
         period = median_period(p.ts for p in prepared)
         max_gap = self.max_gap_factor * period
         window = self.window_length
-        cuts = [round(len(p.ts) * (1 - self.calibration_fraction)) for p in prepared]
+        parts = [split_history(len(p.ts), self.calibration_fraction, window) for p in prepared]
         by_machine: dict[str, list[np.ndarray]] = {}
-        for p, cut in zip(prepared, cuts, strict=True):
-            by_machine.setdefault(p.machine_id, []).append(p.values[:cut])
+        for p, pieces in zip(prepared, parts, strict=True):
+            by_machine.setdefault(p.machine_id, []).extend(p.values[a:b] for a, b, _, _ in pieces)
         scaler = Scaler.fit({m: np.concatenate(v) for m, v in by_machine.items()}, self.scaling)
-        fit_segments = [s for p, cut in zip(prepared, cuts, strict=True)
-                        for s in self._segments(p, scaler, max_gap, 0, cut)]
+        fit_segments = [s for p, pieces in zip(prepared, parts, strict=True) for a, b, _, _ in pieces
+                        for s in self._segments(p, scaler, max_gap, a, b)]
         if not fit_segments:
             longest = max(len(p.ts) for p in prepared)
             raise DataError(f"too few rows: found at most {longest} rows per frame ({1 - self.calibration_fraction:.0%}"
                             f" used for fitting) without a gap, expected at least window={window} rows")
         figures = self._fit_core(fit_segments, progress)
-        cal_segments, cal_owners, overlap = self._calibration_segments(prepared, cuts, scaler, max_gap)
+        cal_segments, cal_owners, overlap = self._calibration_segments(prepared, parts, scaler, max_gap)
         cal_errors = self._sensor_errors(cal_segments)
         per_segment = [self._aggregate(e) for e in cal_errors]
         by_owner: dict[str, list[np.ndarray]] = {}
         for owner, seg_scores in zip(cal_owners, per_segment, strict=True):
             by_owner.setdefault(owner, []).append(seg_scores)
         cal_scores = np.concatenate(per_segment) if per_segment else np.array([])
-        statistic = np.concatenate([alarm_statistic(s, self.alarm_k, self.alarm_n) for s in per_segment])
+        stats = [alarm_statistic(s, self.alarm_k, self.alarm_n) for s in per_segment]
+        statistic = np.concatenate(stats)
         if len(statistic) == 0:
             raise DataError(f"too few rows to calibrate: every held-back segment has fewer than alarm_k={self.alarm_k}"
                             " windows; give more history or a smaller alarm_k")
         threshold = Threshold.fit(statistic, method=self.threshold_method, target_rate=self.target_false_alarm_rate)
+        machine_thresholds = self._machine_thresholds(cal_owners, stats, threshold)
         warnings = []
         if overlap:
             warnings.append(f"short history: calibration windows overlap the fitting data ({len(cal_scores)} "
@@ -234,21 +243,25 @@ class Detector(ABC):
         constant = [features[i] for i in scaler.constant_columns()]
         if constant:
             warnings.append(f"constant in training (any change will stand out): {constant}")
+        warnings += self._fit_warnings(features)
         for w in warnings:
             logger.warning("%s: %s", type(self).__name__, w)
         self.features_ = features
         self.scaler_ = scaler
         self.period_s_ = period
         self.threshold_ = threshold
-        self.alarm_rule_ = AlarmRule(k=self.alarm_k, n=self.alarm_n, m=self.alarm_m)
+        self.machine_thresholds_ = machine_thresholds
+        self.alarm_rule_ = AlarmRule(k=self.alarm_k, n=self.alarm_n, m=self.alarm_m, clear_ratio=self.alarm_clear)
         self.calibration_summary_: CalibrationSummary | None = CalibrationSummary.fit(by_owner,
                                                                                       [p.values for p in prepared])
         self.training_summary_: dict[str, Any] = {
             "frames": len(prepared),
             "machines": sorted(by_machine),
             "rows": int(sum(len(p.ts) for p in prepared)),
-            "rows_fitting": int(sum(cuts)),
-            "rows_calibration": int(sum(len(p.ts) - c for p, c in zip(prepared, cuts, strict=True))),
+            "rows_fitting": int(sum(b - a for pieces in parts for a, b, _, _ in pieces)),
+            "rows_calibration": int(sum(d - c for pieces in parts for _, _, c, d in pieces)),
+            "calibration_parts": int(sum(len(pieces) for pieces in parts)),
+            "machine_thresholds": {m: t.value for m, t in sorted(machine_thresholds.items())},
             "time_span": [float(min(p.ts[0] for p in prepared)), float(max(p.ts[-1] for p in prepared))],
             "period_s": period,
             "missing_values": int(sum(p.n_missing for p in prepared)),
@@ -270,24 +283,55 @@ class Detector(ABC):
                 out.append(fill_missing(scaled[s:e]))
         return out
 
-    def _calibration_segments(self, prepared: list[PreparedFrame], cuts: list[int], scaler: Scaler,
+    def _calibration_segments(self, prepared: list[PreparedFrame], parts: list[list[Piece]], scaler: Scaler,
                               max_gap: float) -> tuple[list[np.ndarray], list[str], bool]:
-        """Held-back tail of each frame, with each segment's machine; windows overlap the fitting rows only when
-        the history is too short."""
-        def tails(back: int) -> tuple[list[np.ndarray], list[str]]:
-            pairs = [(s, p.machine_id) for p, c in zip(prepared, cuts, strict=True)
-                     for s in self._segments(p, scaler, max_gap, max(0, c - back), len(p.ts))]
+        """The held-back parts of each frame (`split_history`), with each segment's machine; windows overlap the
+        fitting rows only when the history is too short."""
+        def held(back: int) -> tuple[list[np.ndarray], list[str]]:
+            pairs = [(s, p.machine_id) for p, pieces in zip(prepared, parts, strict=True) for _, _, c, d in pieces
+                     for s in self._segments(p, scaler, max_gap, max(0, c - back), d)]
             return [s for s, _ in pairs], [m for _, m in pairs]
 
-        segs, owners = tails(0)
+        segs, owners = held(0)
         n_windows = sum(len(s) - self.window_length + 1 for s in segs)
         if n_windows >= MIN_CALIBRATION_WINDOWS or (self.window_length == 1 and segs):
             return segs, owners, False
-        segs, owners = tails(self.window_length - 1)
+        segs, owners = held(self.window_length - 1)
         if not segs:
             raise DataError(f"too few rows to calibrate: expected at least window={self.window_length} rows in the "
-                            "held-back tail of some frame; give more history or a shorter window")
+                            "held-back parts of some frame; give more history or a shorter window")
         return segs, owners, True
+
+    def _machine_thresholds(self, owners: list[str], stats: list[np.ndarray], fleet: Threshold,
+                            ) -> dict[str, Threshold]:
+        """A threshold of its own for every machine with at least `MIN_MACHINE_CALIBRATION` calibration values of
+        the alarm statistic, never below `MACHINE_THRESHOLD_FLOOR` x the fleet's; the others use the fleet's."""
+        by_owner: dict[str, list[np.ndarray]] = {}
+        for owner, st in zip(owners, stats, strict=True):
+            by_owner.setdefault(owner, []).append(st)
+        out = {}
+        for owner, values in by_owner.items():
+            joined = np.concatenate(values)
+            if len(joined) < MIN_MACHINE_CALIBRATION or len(by_owner) < 2:
+                continue
+            own = Threshold.fit(joined, method=self.threshold_method, target_rate=self.target_false_alarm_rate)
+            if own.value < MACHINE_THRESHOLD_FLOOR * fleet.value:
+                own = own.model_copy(update={"value": MACHINE_THRESHOLD_FLOOR * fleet.value,
+                                             "params": {**own.params, "floored_at_fleet_share":
+                                                        MACHINE_THRESHOLD_FLOOR}})
+            out[owner] = own
+        return out
+
+    def _fit_warnings(self, features: list[str]) -> list[str]:
+        """Warnings of the subclass about what it fitted (e.g. a history that does not cover the operating range)."""
+        return []
+
+    def threshold_for(self, machine_id: str | None) -> float:
+        """The threshold a machine's scores are judged against: its own when its history allowed one, else the
+        fleet's."""
+        self._check_fitted()
+        own = getattr(self, "machine_thresholds_", {}).get(machine_id or "")
+        return float(own.value if own is not None else self.threshold_.value)
 
     # ----------------------------------------------------------------- scoring
     def detect(self, frame: pd.DataFrame, machine_id: str | None = None) -> pd.DataFrame:
@@ -301,6 +345,7 @@ class Detector(ABC):
         scores = np.full(n_rows, np.nan)
         alarms = np.zeros(n_rows, dtype=bool)
         contrib = np.full((n_rows, n_feat), np.nan)
+        thresholds = np.full(n_rows, self.threshold_.value)
         groups = self._groups(frame, machine_id)
         for mid, positions, df in groups:
             p = prepare_frame(df, self.features_, timestamp_column=self.timestamp_column, machine_id=mid)
@@ -308,8 +353,9 @@ class Detector(ABC):
             scores[positions] = s[p.inverse]
             alarms[positions] = a[p.inverse]
             contrib[positions] = c[p.inverse]
-        out = pd.DataFrame({"score": scores, "threshold": self.threshold_.value}, index=frame.index)
-        out["exceeds"] = np.nan_to_num(scores, nan=-np.inf) > self.threshold_.value
+            thresholds[positions] = self.threshold_for(mid)
+        out = pd.DataFrame({"score": scores, "threshold": thresholds}, index=frame.index)
+        out["exceeds"] = np.nan_to_num(scores, nan=-np.inf) > thresholds
         out["alarm"] = alarms
         for j, name in enumerate(self.features_):
             out[f"contrib_{name}"] = contrib[:, j]
@@ -329,11 +375,12 @@ class Detector(ABC):
         scaled = self.scaler_.transform(p.values, p.machine_id)
         bounds = [(s, e) for s, e in segment_bounds(p.ts, self.period_s_ * self.max_gap_factor) if e - s >= window]
         errors = self._sensor_errors([fill_missing(scaled[s:e]) for s, e in bounds])
+        threshold = self.threshold_for(p.machine_id)
         for (s, _e), err in zip(bounds, errors, strict=True):
             rows = slice(s + window - 1, s + window - 1 + len(err))
             seg_scores = self._aggregate(err)
             scores[rows] = seg_scores
-            alarms[rows] = self.alarm_rule_.apply(seg_scores > self.threshold_.value)
+            alarms[rows] = self.alarm_rule_.apply_scores(seg_scores, threshold)
             contrib[rows] = shares(err)
         return scores, alarms, contrib
 
@@ -458,6 +505,25 @@ class Detector(ABC):
     def feature_infos(self) -> list[FeatureInfo]:
         self._check_fitted()
         return feature_infos(self.features_, dict(self.units or {}))
+
+
+def split_history(n_rows: int, fraction: float, window: int) -> list[Piece]:
+    """Cut a frame of ``n_rows`` into up to `CALIBRATION_PARTS` consecutive parts (each at least 20 windows long,
+    or 200 rows) and hold back the last ``fraction`` of every part for calibration, so that the calibration set
+    spans the whole history (its regimes, its days) instead of only its tail.
+
+    >>> split_history(1000, 0.2, 10)
+    [(0, 160, 160, 200), (200, 360, 360, 400), (400, 560, 560, 600), (600, 760, 760, 800), (800, 960, 960, 1000)]
+    >>> split_history(300, 0.2, 16)
+    [(0, 240, 240, 300)]
+    """
+    n_parts = max(1, min(CALIBRATION_PARTS, n_rows // max(20 * window, 200)))
+    bounds = np.linspace(0, n_rows, n_parts + 1).round().astype(int).tolist()
+    out = []
+    for a, b in itertools.pairwise(bounds):
+        cut = a + round((b - a) * (1 - fraction))
+        out.append((a, cut, cut, b))
+    return out
 
 
 def alarm_statistic(scores: np.ndarray, k: int, n: int) -> np.ndarray:

@@ -1,25 +1,18 @@
 """GRU (or LSTM) sequence autoencoder: learns to reconstruct windows of normal sensor history.
 
 Architecture: recurrent encoder -> Dense latent -> RepeatVector -> recurrent decoder -> Dense per step (a plain
-``Dense`` on the 3-D tensor, which Keras 3 runs as one matmul, unlike ``TimeDistributed``). The window score is the
-mean squared reconstruction error of the scaled sensors; each sensor's share of it is its contribution.
+``Dense`` on the 3-D tensor, which Keras 3 runs as one matmul, unlike ``TimeDistributed``).
 
-An autoencoder is not trusted outside the range it was trained on (it can reproduce an offset it never saw), so with
-``envelope=True`` (default) each sensor's error also counts how far the window leaves the normal envelope: the
-1e-4 and 1 - 1e-4 quantiles of that scaled sensor in the training data, squared and averaged over the window. Inside
-the envelope the score is the reconstruction error alone, so load changes and starts do not count.
-
-Neither term sees a slow fault that keeps every sensor in its own range but breaks how the sensors move together (a
-leak: pressure low for the speed; imbalance: vibration high for the speed). With ``relations_weight`` > 0 (default
-20) each sensor's error also counts how far its window mean leaves what the other sensors' means predict
-(`pdm.detectors.relations`: least squares fitted on the training windows, allowed its training range). The threshold
-is calibrated on the reconstruction and envelope terms alone; the relations term is then weighed against it: a
-sensor's squared excess counts ``relations_weight x threshold``, so a relation broken by about
-``sqrt(n_sensors / relations_weight)`` scaled units beyond its normal range (0.4 for three sensors) is enough to
-raise the score over the threshold, whatever scale the reconstruction error has on that machine type.
+The score (`pdm.detectors.gru_terms`): with ``center_windows`` (default) the autoencoder sees each window with every
+sensor's window mean removed, so it learns the machine's *dynamics* and a level it never saw (a warmer day, a load
+it did not meet in training) does not throw it off; levels are scored by the envelope term (each sensor's training
+range) and the sensor-relations term (`pdm.detectors.relations`: each sensor's window mean against what the other
+sensors' means predict), both widened by what held-out parts of the history showed (`pdm.detectors.ranges`), so a
+history too short to cover the operating range gives wider ranges and a warning, not an alarm flood. Every term is
+in the sensor's own normal units, so the contributions blame the sensor that behaves unusually for itself.
 
 Short histories (a few hundred rows): the training stride drops to 1 so every window is used, and when the
-held-back tail holds fewer than 100 windows the calibration windows may overlap the fitting rows (reported in
+held-back parts hold fewer than 100 windows the calibration windows may overlap the fitting rows (reported in
 ``training_summary_["warnings"]``). Use a shorter ``window`` (16-32) so enough windows exist; a clear fault still
 stands far above the threshold.
 """
@@ -32,14 +25,15 @@ import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from pdm.detectors.base import Detector, Frames, Progress
+from pdm.detectors.base import Detector, Progress
 from pdm.detectors.calibration import ThresholdMethod
 from pdm.detectors.frames import sliding_windows
+from pdm.detectors.gru_terms import ENVELOPE_FILE, LevelTerms, read_level_terms
+from pdm.detectors.ranges import coverage_warning, time_blocks
 from pdm.detectors.relations import RELATIONS_FILE, SensorRelations, read_relations
 from pdm.detectors.scaling import ScalingMode
 from pdm.engines import Engine, window_errors
@@ -52,8 +46,6 @@ from pdm.tf_import import import_tensorflow_quietly
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
-ENVELOPE_FILE = "envelope.json"
-ENVELOPE_Q = 1e-4  # the normal envelope: this quantile and its complement of each scaled sensor in training
 
 
 def build_autoencoder(window: int, n_features: int, *, hidden: int, latent: int, layers: int, dropout: float,
@@ -81,9 +73,10 @@ class GRUAutoencoderDetector(Detector):
     training windows (auto: 1, or larger so at most ``max_train_windows`` [20000] are used); ``hidden`` [64] and
     ``latent`` [16] sizes; ``layers`` [1] recurrent layers in encoder and decoder; ``dropout`` [0.0];
     ``input_noise`` [0.0] standard deviation of Gaussian noise on the scaled inputs in training (a denoising
-    autoencoder); ``envelope`` [True] also scores leaving each sensor's training range; ``relations_weight`` [20.0]
-    weight, relative to the threshold, of each sensor's squared departure from what the other sensors predict (0
-    turns the term off; module docstring); ``score_reduction`` ["mean"] or "max" of the per-sensor errors;
+    autoencoder); ``center_windows`` [True] the autoencoder sees windows without their means (module docstring);
+    ``envelope`` [True] also scores leaving each sensor's training range, weighed by ``envelope_weight`` [1.0];
+    ``relations_weight`` [1.0] weight of each sensor's squared departure from what the other sensors predict (0
+    turns the term off); ``score_reduction`` ["mean"] sums the sensors' terms, "max" takes the largest;
     ``cell`` ["gru"] or "lstm"; ``epochs`` [50], ``batch_size`` [256], ``learning_rate`` [1e-3];
     ``patience`` [3] epochs without validation improvement before early stopping (0 disables);
     ``validation_fraction`` [0.1] of training windows; ``jit_compile`` [True] for the XLA scoring path. The common
@@ -105,8 +98,10 @@ class GRUAutoencoderDetector(Detector):
         layers: int = 1,
         dropout: float = 0.0,
         input_noise: float = 0.0,
+        center_windows: bool = True,
         envelope: bool = True,
-        relations_weight: float = 20.0,
+        envelope_weight: float = 1.0,
+        relations_weight: float = 1.0,
         score_reduction: Literal["mean", "max"] = "mean",
         cell: Literal["gru", "lstm"] = "gru",
         epochs: int = 50,
@@ -127,13 +122,14 @@ class GRUAutoencoderDetector(Detector):
         alarm_k: int = 30,
         alarm_n: int = 60,
         alarm_m: int = 60,
+        alarm_clear: float = 1.0,
         seed: int = 0,
     ) -> None:
         super().__init__(
             features=features, timestamp_column=timestamp_column, machine_column=machine_column, units=units,
             scaling=scaling, max_gap_factor=max_gap_factor, calibration_fraction=calibration_fraction,
             threshold_method=threshold_method, target_false_alarm_rate=target_false_alarm_rate,
-            alarm_k=alarm_k, alarm_n=alarm_n, alarm_m=alarm_m, seed=seed,
+            alarm_k=alarm_k, alarm_n=alarm_n, alarm_m=alarm_m, alarm_clear=alarm_clear, seed=seed,
         )
         self.window = window
         self.stride = stride
@@ -143,7 +139,9 @@ class GRUAutoencoderDetector(Detector):
         self.layers = layers
         self.dropout = dropout
         self.input_noise = input_noise
+        self.center_windows = center_windows
         self.envelope = envelope
+        self.envelope_weight = envelope_weight
         self.relations_weight = relations_weight
         self.score_reduction = score_reduction
         self.cell = cell
@@ -173,8 +171,10 @@ class GRUAutoencoderDetector(Detector):
             raise DataError(f"found dropout={self.dropout}, expected 0 <= dropout < 1")
         if not 0 <= self.validation_fraction < 1:
             raise DataError(f"found validation_fraction={self.validation_fraction}, expected 0 <= fraction < 1")
-        if not (math.isfinite(self.relations_weight) and self.relations_weight >= 0):
-            raise DataError(f"found relations_weight={self.relations_weight}, expected a finite number >= 0")
+        for name in ("relations_weight", "envelope_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise DataError(f"found {name}={value}, expected a finite number >= 0")
 
     def _versions(self) -> dict[str, str]:
         """Versions of the model stack, read from the installed distributions (imports nothing; a package that is
@@ -197,26 +197,23 @@ class GRUAutoencoderDetector(Detector):
         total = sum(len(s) - self.window + 1 for s in segments)
         stride = max(1, math.ceil(total / self.max_train_windows)) if self.stride == "auto" else int(self.stride)
         windows = np.concatenate([sliding_windows(s, self.window, stride) for s in segments]).astype(np.float32)
-        return windows, stride
+        return self._model_input(windows), stride
 
-    def fit(self, frames: Frames, *, progress: Progress | None = None) -> Self:
-        """`Detector.fit`; the threshold is calibrated without the sensor-relations term, which is then weighed
-        against it (module docstring)."""
-        self.relations_ = None  # off while the threshold is calibrated; _fit_core fits it afresh
-        super().fit(frames, progress=progress)
-        rel = self.relations_
-        if rel is None:
-            raise DataError(f"{type(self).__name__}._fit_core did not fit the sensor relations: expected it to call "
-                            "self._fit_ranges(segments)")
-        self.relations_ = rel.calibrated(self.threshold_.value)
-        return self
+    def _model_input(self, windows: np.ndarray) -> np.ndarray:
+        """What the autoencoder sees: the windows, without each sensor's window mean when ``center_windows``."""
+        if not self.center_windows:
+            return windows
+        return np.asarray(windows - windows.mean(axis=1, keepdims=True), dtype=np.float32)
 
     def _fit_ranges(self, segments: list[np.ndarray]) -> None:
-        """The normal envelope and the sensor relations (numpy only), from the scaled fitting segments; the
-        relations term stays off (no ``reference``) until `fit` has calibrated the threshold."""
-        rows = np.concatenate(segments)
-        self.envelope_ = (np.quantile(rows, ENVELOPE_Q, axis=0), np.quantile(rows, 1 - ENVELOPE_Q, axis=0))
+        """The sensor relations (numpy only), from the scaled fitting segments, widened by held-out parts."""
         self.relations_ = SensorRelations.fit(segments, self.window)
+
+    def _fit_warnings(self, features: list[str]) -> list[str]:
+        found = [coverage_warning(features, self.terms_.outside or [0.0] * len(features)) if self.envelope else None,
+                 coverage_warning(features, self.relations_.outside or [0.0] * len(features), "relations")
+                 if self.relations_ is not None and self.relations_weight > 0 else None]
+        return [w for w in found if w is not None]
 
     def _start_model(self, n_features: int) -> Any:
         """The Keras model training starts from: a new one (`pdm.retrain.finetune` starts from another's weights)."""
@@ -247,6 +244,10 @@ class GRUAutoencoderDetector(Detector):
         history = model.fit(x_fit, x_fit, epochs=self.epochs, batch_size=self.batch_size, shuffle=True, verbose=0,
                             validation_data=(x_val, x_val) if n_val else None, callbacks=callbacks)
         self._set_model(model)
+        fitted = x_fit
+        errors = np.concatenate([window_errors(fitted[i : i + 4096], self.engine_.reconstruct(fitted[i : i + 4096]))
+                                 for i in range(0, len(fitted), 4096)])
+        self.terms_ = LevelTerms.fit([np.concatenate(b) for b in time_blocks(segments) if b], errors)
         hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         best = int(np.argmin(hist[monitor]))
         return {"train_windows": len(x_fit), "validation_windows": n_val, "stride": stride,
@@ -276,17 +277,32 @@ class GRUAutoencoderDetector(Detector):
             warm()
 
     def _aggregate(self, errors: np.ndarray) -> np.ndarray:  # type: ignore[override]
-        return np.asarray(errors.max(axis=1) if self.score_reduction == "max" else errors.mean(axis=1))
+        if self.terms_.legacy:
+            return np.asarray(errors.max(axis=1) if self.score_reduction == "max" else errors.mean(axis=1))
+        if self.score_reduction == "max":
+            return np.asarray(errors.max(axis=1) * errors.shape[1])
+        return np.asarray(errors.sum(axis=1))
 
     def _window_errors(self, windows: np.ndarray) -> np.ndarray:
-        errors = window_errors(windows, self.engine_.reconstruct(windows))
-        if self.envelope:
-            low, high = self.envelope_
-            excess = np.maximum(windows - high, 0.0) + np.maximum(low - windows, 0.0)
-            errors += np.mean(np.square(excess, dtype=np.float64), axis=1)
+        terms = getattr(self, "terms_", None)
+        if terms is None:
+            raise DataError(f"{type(self).__name__}._fit_core did not fit the sensor relations and level terms: "
+                            "expected it to call self._fit_ranges(segments) and set terms_ (LevelTerms.fit)")
+        x = self._model_input(windows)
+        errors = window_errors(x, self.engine_.reconstruct(x))
         rel = self.relations_
-        if self.relations_weight > 0 and rel is not None and rel.reference is not None:
-            errors += self.relations_weight * rel.reference * rel.contributions(windows)
+        use_rel = self.relations_weight > 0 and rel is not None
+        if terms.legacy:  # the score of models saved before gru_terms (its module docstring)
+            if self.envelope:
+                errors += terms.envelope_excess(windows)
+            if use_rel and rel is not None and rel.reference is not None:
+                errors += self.relations_weight * rel.reference * rel.contributions(windows)
+            return errors
+        errors = terms.dynamics(errors)
+        if self.envelope and self.envelope_weight > 0:
+            errors += self.envelope_weight * terms.envelope_excess(windows)
+        if use_rel and rel is not None:
+            errors += self.relations_weight * rel.contributions(windows)
         return errors
 
     # ----------------------------------------------------------------- persistence
@@ -303,15 +319,16 @@ class GRUAutoencoderDetector(Detector):
         else:
             for name in (MODEL_FILE, ONNX_FILE):
                 shutil.copyfile(self.version_dir_ / name, directory / name)
-        low, high = self.envelope_
-        write_json(directory / ENVELOPE_FILE, Envelope(quantile=ENVELOPE_Q, low=low.tolist(), high=high.tolist()))
+        write_json(directory / ENVELOPE_FILE, self.terms_)
         if self.relations_ is not None:
             write_json(directory / RELATIONS_FILE, self.relations_)
 
     def _load_core(self, version: VersionDir, engine: str = "auto") -> None:
         """Load the envelope and the scoring engine named by ``engine`` (`pdm.engines.choice`): with ONNX, Keras
         is not loaded (``model_`` stays unset) and TensorFlow is not imported."""
-        self.envelope_ = _read_envelope(version, len(self.features_))
+        self.terms_ = read_level_terms(version, len(self.features_))
+        if self.terms_.legacy:  # saved before centred windows and per-sensor error levels existed
+            self.center_windows = False
         self.relations_ = read_relations(version, len(self.features_))
         keras_path = version.path(MODEL_FILE)
         self.engine_ = choose_engine(version.directory, engine, window=self.window, n_features=len(self.features_),
@@ -332,25 +349,6 @@ class GRUAutoencoderDetector(Detector):
                                     "the weights do not belong to this config: retrain")
         self._set_model(model)
         return self.engine_
-
-
-class Envelope(BaseModel):
-    """``envelope.json``: the normal range of each scaled sensor in training."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    quantile: float = Field(gt=0, lt=0.5, description="the range: this quantile and its complement")
-    low: list[float]
-    high: list[float]
-
-
-def _read_envelope(version: VersionDir, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    data = version.read_json(ENVELOPE_FILE, Envelope)
-    low, high = np.asarray(data.low, dtype=np.float64), np.asarray(data.high, dtype=np.float64)
-    if low.shape != (n_features,) or high.shape != (n_features,) or not np.all(np.isfinite(low + high)):
-        raise CorruptModelError(version.path(ENVELOPE_FILE), f"found bounds of shapes {low.shape} and {high.shape}, "
-                                f"expected ({n_features},) finite values", "restore the version from a backup or "
-                                "retrain")
-    return low, high
 
 
 def _epoch_logger(epochs: int, progress: Progress | None) -> Any:

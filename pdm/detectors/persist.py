@@ -8,7 +8,8 @@ the manifest before anything is read):
   ``evaluation.json``, plus the detector's own `Detector.required_files` (``model.keras`` and ``envelope.json`` for
   the GRU autoencoder);
 - optional (absent only when the manifest does not list them, i.e. saved by an older pdm): ``calibration.json``
-  (`pdm.detectors.drift`), and the detector's own (``model.onnx``, ``relations.json`` for the GRU);
+  (`pdm.detectors.drift`), ``machine_thresholds.json`` (machines whose history gave them a threshold of their own;
+  absent when none did), and the detector's own (``model.onnx``, ``relations.json`` for the GRU);
 - companions (``baseline/``) and extra files (a retrain's ``report.json``, ``report.png``), written in the same
   atomic step by `save_detector`.
 
@@ -22,10 +23,13 @@ from __future__ import annotations
 import functools
 import importlib
 import logging
+import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
+
+from pydantic import BaseModel, ConfigDict
 
 from pdm.detectors.alarm import AlarmRule
 from pdm.detectors.calibration import Threshold
@@ -46,6 +50,7 @@ D = TypeVar("D", bound="Detector")
 
 CONFIG_FILE = "config.json"
 CALIBRATION_FILE = "calibration.json"  # calibration score distribution (`pdm.detectors.drift`); older versions lack it
+MACHINE_THRESHOLDS_FILE = "machine_thresholds.json"  # thresholds of machines whose history allowed their own
 REQUIRED_FILES = (CONFIG_FILE, "scaler.json", "threshold.json", "alarm.json", "training.json", "evaluation.json")
 ENGINE_FILES = (ONNX_FILE,)
 
@@ -85,6 +90,9 @@ def write_detector_files(det: Detector, directory: Path) -> None:
     summary = getattr(det, "calibration_summary_", None)
     if summary is not None:  # absent in models saved before calibration.json existed
         write_json(directory / CALIBRATION_FILE, summary)
+    own = getattr(det, "machine_thresholds_", {})
+    if own:  # absent when no machine had a threshold of its own (and in models saved before they existed)
+        write_json(directory / MACHINE_THRESHOLDS_FILE, MachineThresholds(thresholds=own))
     det._save_core(directory)
 
 
@@ -115,6 +123,7 @@ def load_detector(cls: type[D], path: Path | str | VersionDir, *, engine: str = 
         raise CorruptModelError(version.path("scaler.json"), f"has {len(det.scaler_.global_stats.center)} sensors, "
                                 f"expected {len(det.features_)}", "retrain the model")
     det.calibration_summary_ = read_calibration(version, len(det.features_))
+    det.machine_thresholds_ = read_machine_thresholds(version)
     det.version_dir_ = version.directory
     det._load_core(version, engine=setting)
     return det
@@ -141,3 +150,23 @@ def read_calibration(version: VersionDir, n_sensors: int) -> CalibrationSummary 
         raise CorruptModelError(version.path(CALIBRATION_FILE), f"has longest_repeat for {len(summary.longest_repeat)}"
                                 f" sensors, expected {n_sensors}", "restore the version from a backup or retrain")
     return summary
+
+
+class MachineThresholds(BaseModel):
+    """``machine_thresholds.json``: the machines whose history gave them a threshold of their own."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    thresholds: dict[str, Threshold]
+
+
+def read_machine_thresholds(version: VersionDir) -> dict[str, Threshold]:
+    """``machine_thresholds.json`` (validated: positive, finite values), or no machine thresholds."""
+    found = version.read_optional_json(MACHINE_THRESHOLDS_FILE, MachineThresholds)
+    if found is None:
+        return {}
+    bad = [m for m, t in found.thresholds.items() if not (math.isfinite(t.value) and t.value > 0)]
+    if bad:
+        raise CorruptModelError(version.path(MACHINE_THRESHOLDS_FILE), f"found non-positive or non-finite thresholds "
+                                f"for {bad[:3]}, expected positive finite values",
+                                "restore the version from a backup or retrain")
+    return dict(found.thresholds)

@@ -57,6 +57,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from pdm.detectors.ranges import BLOCKS, HeldOutRanges, time_blocks
 from pdm.errors import CorruptModelError, DataError
 from pdm.saving import VersionDir
 
@@ -111,8 +112,11 @@ class SensorRelations(BaseModel):
     coef: list[list[float]] = Field(description="(sensors, terms) least-squares coefficients")
     low: list[float] = Field(description="lowest normal residual of each sensor")
     high: list[float] = Field(description="highest normal residual of each sensor")
-    reference: float | None = Field(None, gt=0, description="score scale the term is weighed against; None until "
-                                    "calibrated")
+    reference: float | None = Field(None, gt=0, description="score scale the term was weighed against by models "
+                                    "saved before the held-out margin (None: the detector's relations_weight alone)")
+    margin: list[float] | None = Field(None, description="how far the held-out parts of the history went beyond "
+                                       "the rest's residual range (already in low/high; `pdm.detectors.ranges`)")
+    outside: list[float] | None = Field(None, description="held-out share outside the rest's residual range")
     _coef: np.ndarray = PrivateAttr()
     _low: np.ndarray = PrivateAttr()
     _high: np.ndarray = PrivateAttr()
@@ -151,26 +155,30 @@ class SensorRelations(BaseModel):
 
     @classmethod
     def fit(cls, segments: Sequence[np.ndarray], window: int, *, quantile: float = RELATIONS_Q,
-            max_windows: int = MAX_FIT_WINDOWS) -> SensorRelations:
-        """Fit on scaled, filled training segments (each (L, F)); windows of ``window`` rows."""
+            max_windows: int = MAX_FIT_WINDOWS, blocks: int = BLOCKS) -> SensorRelations:
+        """Fit on scaled, filled training segments (each (L, F)); windows of ``window`` rows. Each residual's range
+        is widened by what held-out parts of the history showed (`pdm.detectors.ranges`; ``blocks`` parts)."""
         usable = [s for s in segments if len(s) >= window]
         total = sum(len(s) - window + 1 for s in usable)
         if total == 0:
             raise DataError(f"no training segment holds a window of {window} rows: expected at least one")
         stride = max(1, math.ceil(total / max_windows))
-        means = np.concatenate([window_means(s, window, stride) for s in usable])
+        parts = time_blocks([window_means(s, window, stride) for s in usable], blocks)
+        block_means = [np.concatenate(p) for p in parts if sum(len(x) for x in p)]
+        means = np.concatenate(block_means)
         n = means.shape[1]
         quadratic = n <= MAX_QUADRATIC_SENSORS
         x, mask = design(means, quadratic), own_terms(n, quadratic)
         coef = np.zeros((n, x.shape[1]))
         for j in range(n):
             coef[j, ~mask[j]] = np.linalg.lstsq(x[:, ~mask[j]], means[:, j], rcond=None)[0]
-        residual = means - x @ coef.T
-        low, high = np.quantile(residual, quantile, axis=0), np.quantile(residual, 1 - quantile, axis=0)
-        logger.info("sensor relations fitted on %d windows (%s): residual ranges %s", len(means),
-                    "quadratic" if quadratic else "linear", np.round(high - low, 3).tolist())
+        ranges = HeldOutRanges.fit([b - design(b, quadratic) @ coef.T for b in block_means], quantile=quantile)
+        low, high = ranges.widened()
+        logger.info("sensor relations fitted on %d windows (%s): residual ranges %s, held-out margins %s",
+                    len(means), "quadratic" if quadratic else "linear", np.round(high - low, 3).tolist(),
+                    np.round(ranges.margin, 3).tolist())
         return cls(quantile=quantile, quadratic=quadratic, n_windows=len(means), coef=coef.tolist(),
-                   low=low.tolist(), high=high.tolist())
+                   low=low.tolist(), high=high.tolist(), margin=ranges.margin, outside=ranges.outside)
 
     def calibrated(self, reference: float) -> SensorRelations:
         """A copy weighed against ``reference`` (validated)."""
@@ -236,7 +244,7 @@ def read_relations(version: VersionDir, n_features: int) -> SensorRelations | No
     if rel.n_sensors != n_features:
         raise CorruptModelError(version.path(RELATIONS_FILE), f"found {rel.n_sensors} sensors, expected {n_features}",
                                 fix)
-    if rel.reference is None:
-        raise CorruptModelError(version.path(RELATIONS_FILE), "found reference null, expected the calibrated "
-                                "reference", fix)
+    if rel.reference is None and rel.margin is None:
+        raise CorruptModelError(version.path(RELATIONS_FILE), "found reference and margin null, expected one of them",
+                                fix)
     return rel
