@@ -53,6 +53,7 @@ from pdm.detectors.frames import (
 )
 from pdm.detectors.persist import load_detector, save_detector
 from pdm.detectors.scaling import Scaler, ScalingMode
+from pdm.detectors.spikes import SpikeFilter, step_limits
 from pdm.detectors.stream import WindowStream
 from pdm.errors import DataError, NotFittedError
 from pdm.saving import VersionDir, WriteFiles
@@ -63,7 +64,7 @@ Frames = pd.DataFrame | Sequence[pd.DataFrame] | Mapping[str, pd.DataFrame]
 Progress = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, figures) after each epoch
 MIN_CALIBRATION_WINDOWS = 100
 MIN_MACHINE_CALIBRATION = 2_000  # alarm-statistic values a machine needs for a threshold of its own
-MACHINE_THRESHOLD_FLOOR = 0.25  # a machine's own threshold is at least this share of the fleet's
+MACHINE_THRESHOLD_FLOOR = 0.5  # a machine's own threshold is at least this share of the fleet's
 CALIBRATION_PARTS = 5  # the held-back share is spread over at most this many parts of each frame
 Piece = tuple[int, int, int, int]  # rows [fit_start, fit_end) fit, [cal_start, cal_end) calibrate
 
@@ -96,6 +97,7 @@ class Detector(ABC):
         alarm_n: int = 60,
         alarm_m: int = 60,
         alarm_clear: float = 1.0,
+        despike: bool = False,
         seed: int = 0,
     ) -> None:
         self.features = features
@@ -111,6 +113,7 @@ class Detector(ABC):
         self.alarm_n = alarm_n
         self.alarm_m = alarm_m
         self.alarm_clear = alarm_clear
+        self.despike = despike
         self.seed = seed
 
     # ----------------------------------------------------------------- subclass hooks
@@ -213,6 +216,11 @@ class Detector(ABC):
         for p, pieces in zip(prepared, parts, strict=True):
             by_machine.setdefault(p.machine_id, []).extend(p.values[a:b] for a, b, _, _ in pieces)
         scaler = Scaler.fit({m: np.concatenate(v) for m, v in by_machine.items()}, self.scaling)
+        self.spike_limits_ = None
+        if self.despike:
+            raw = [scaler.transform(p.values[a:b][s:e], p.machine_id) for p, pieces in zip(prepared, parts, strict=True)
+                   for a, b, _, _ in pieces for s, e in segment_bounds(p.ts[a:b], max_gap)]
+            self.spike_limits_ = step_limits(raw)
         fit_segments = [s for p, pieces in zip(prepared, parts, strict=True) for a, b, _, _ in pieces
                         for s in self._segments(p, scaler, max_gap, a, b)]
         if not fit_segments:
@@ -275,13 +283,18 @@ class Detector(ABC):
         return self
 
     def _segments(self, p: PreparedFrame, scaler: Scaler, max_gap: float, start: int, end: int) -> list[np.ndarray]:
-        """Scaled, filled segments of rows [start, end) that hold at least one window."""
+        """Scaled, despiked, filled segments of rows [start, end) that hold at least one window."""
         scaled = scaler.transform(p.values[start:end], p.machine_id)
-        out = []
-        for s, e in segment_bounds(p.ts[start:end], max_gap):
-            if e - s >= self.window_length:
-                out.append(fill_missing(scaled[s:e]))
-        return out
+        return [self._clean(scaled[s:e]) for s, e in segment_bounds(p.ts[start:end], max_gap)
+                if e - s >= self.window_length]
+
+    def _clean(self, scaled: np.ndarray) -> np.ndarray:
+        """One segment's scaled readings, spikes held (`pdm.detectors.spikes`, when fitted) and missing values
+        filled: what windows are cut from."""
+        limits = getattr(self, "spike_limits_", None)
+        if limits is not None:
+            scaled = SpikeFilter(limits).apply(scaled)[0]
+        return fill_missing(scaled)
 
     def _calibration_segments(self, prepared: list[PreparedFrame], parts: list[list[Piece]], scaler: Scaler,
                               max_gap: float) -> tuple[list[np.ndarray], list[str], bool]:
@@ -374,7 +387,7 @@ class Detector(ABC):
         contrib = np.full((n, len(self.features_)), np.nan)
         scaled = self.scaler_.transform(p.values, p.machine_id)
         bounds = [(s, e) for s, e in segment_bounds(p.ts, self.period_s_ * self.max_gap_factor) if e - s >= window]
-        errors = self._sensor_errors([fill_missing(scaled[s:e]) for s, e in bounds])
+        errors = self._sensor_errors([self._clean(scaled[s:e]) for s, e in bounds])
         threshold = self.threshold_for(p.machine_id)
         for (s, _e), err in zip(bounds, errors, strict=True):
             rows = slice(s + window - 1, s + window - 1 + len(err))
@@ -453,6 +466,13 @@ class Detector(ABC):
         """The training data's median sampling period, in seconds."""
         self._check_fitted()
         return float(self.period_s_)
+
+    @property
+    def spike_limits(self) -> np.ndarray | None:
+        """Each sensor's step limit of the spike rule (`pdm.detectors.spikes`), scaled units; ``None``: no rule."""
+        self._check_fitted()
+        limits = getattr(self, "spike_limits_", None)
+        return None if limits is None else np.asarray(limits, dtype=np.float64)
 
     @property
     def max_gap_s(self) -> float:

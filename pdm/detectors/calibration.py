@@ -12,8 +12,12 @@ threshold. Two methods:
       z = u + sigma / xi * ((q * n / n_u) ** -xi - 1)      (xi != 0)
       z = u - sigma * log(q * n / n_u)                       (xi == 0)
 
-  It extrapolates beyond the largest calibration score, so it works for extreme ``q``. With fewer than
-  ``min_peaks`` peaks it falls back to ``quantile`` and says so in ``params``. When the target lies inside the
+  It extrapolates beyond the largest calibration score, so it works for extreme ``q``. When the target lies beyond
+  the calibration data (``q * n < 1``, a short history), an exponential tail over the median is extrapolated too
+  (never below the largest score), and the larger of the two is used: a short-tailed Pareto fit from a few values,
+  or none at all (fewer than ``min_peaks`` peaks), does not get to bound scores the data never showed
+  (``params["fallback"] = "exponential_tail"``). Otherwise, without a fit, it falls back to ``quantile``;
+  ``params`` says which. When the target lies inside the
   calibration data (``q * n >= 1``) the fitted level may not exceed the largest calibration score: a heavy-tailed fit
   (large ``xi``, a few odd windows among the peaks) would otherwise put the threshold far above every normal score
   and every fault (seen: ``xi`` = 1.7, a threshold 1,400 times the initial level); the empirical quantile is used
@@ -82,6 +86,12 @@ class Threshold(BaseModel):
             value, params = _pot(scores, target_rate, init_level, min_peaks)
         elif method != "quantile":
             raise DataError(f"found threshold method {method!r}, expected 'quantile' or 'pot'")
+        if method == "pot" and target_rate * len(scores) < 1.0:  # the target lies beyond the calibration data
+            tail_value, tail = _exponential_tail(scores, target_rate)
+            if not math.isfinite(value) or tail_value > value:
+                params.update(fallback="exponential_tail", pot_value=value if math.isfinite(value) else None,
+                              tail=tail)
+                value = tail_value
         if not math.isfinite(value):
             value = float(np.quantile(scores, 1.0 - target_rate, method="higher"))
             if method == "pot":
@@ -94,6 +104,20 @@ class Threshold(BaseModel):
             calibration_exceedance_rate=float(np.mean(scores > value)),
             params=params,
         )
+
+
+def _exponential_tail(scores: np.ndarray, q: float) -> tuple[float, dict[str, Any]]:
+    """Too few peaks for a Pareto fit, and a target beyond the largest score: an exponential tail over the median,
+    ``z = u + beta * ln(n_u / (q * n))`` with ``beta`` the mean excess over ``u`` (the ``xi = 0`` case of POT, one
+    parameter, so a few dozen values suffice). Never below the largest score: with few calibration windows the
+    empirical quantile would be the largest of them, far too low for a rare target."""
+    u = float(np.median(scores))
+    over = scores[scores > u]
+    if len(over) == 0:
+        return float(scores.max()), {"u": u, "n_peaks": 0}
+    beta = float((over - u).mean())
+    z = u + beta * math.log(len(over) / (q * len(scores)))
+    return max(z, float(scores.max())), {"u": u, "n_peaks": len(over), "beta": beta}
 
 
 def _pot(scores: np.ndarray, q: float, init_level: float, min_peaks: int) -> tuple[float, dict[str, Any]]:
@@ -116,6 +140,12 @@ def _pot(scores: np.ndarray, q: float, init_level: float, min_peaks: int) -> tup
     z = u - sigma * math.log(ratio) if abs(xi) < 1e-06 else u + sigma / xi * (ratio ** (-xi) - 1.0)
     params.update({"xi": float(xi), "sigma": float(sigma)})
     top = float(scores.max())
+    floor = float(np.quantile(scores, 1.0 - q, method="higher"))
+    if z < floor:  # a short-tailed fit (xi << 0) may end below scores the target says are rare
+        params["reason"] = (f"the fit (xi={xi:.3g}) puts the level at {z:.4g}, below the empirical "
+                            f"{1 - q:.6g} quantile ({floor:.4g}): raised to it")
+        params["pot_value"] = float(z)
+        return floor, params
     if q * n >= 1.0 and z > top:
         params["reason"] = (f"the fit (xi={xi:.3g}) puts the level at {z:.4g}, above the largest of {n} calibration "
                             f"scores ({top:.4g}) although the target lies inside them")

@@ -46,6 +46,8 @@ from pdm.tf_import import import_tensorflow_quietly
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
+INPUT_CLIP = 50.0  # scaled units: the largest magnitude the autoencoder is fed (centred windows)
+MIN_LEVEL_ROWS = 2_000  # fewer fitting rows: the envelope and relations terms do not score (a warning says so)
 
 
 def build_autoencoder(window: int, n_features: int, *, hidden: int, latent: int, layers: int, dropout: float,
@@ -74,9 +76,11 @@ class GRUAutoencoderDetector(Detector):
     ``latent`` [16] sizes; ``layers`` [1] recurrent layers in encoder and decoder; ``dropout`` [0.0];
     ``input_noise`` [0.0] standard deviation of Gaussian noise on the scaled inputs in training (a denoising
     autoencoder); ``center_windows`` [True] the autoencoder sees windows without their means (module docstring);
-    ``envelope`` [True] also scores leaving each sensor's training range, weighed by ``envelope_weight`` [1.0];
-    ``relations_weight`` [1.0] weight of each sensor's squared departure from what the other sensors predict (0
-    turns the term off); ``score_reduction`` ["mean"] sums the sensors' terms, "max" takes the largest;
+    ``envelope`` [True] also scores leaving each sensor's training range, weighed by ``envelope_weight`` [4.0];
+    ``relations_weight`` [4.0] weight of each sensor's squared departure from what the other sensors predict (0
+    turns the term off); ``despike`` [True] holds single-reading spikes as missing (`pdm.detectors.spikes`: a
+    broken sensor must not make a minute of windows look like a machine fault); ``score_reduction`` ["mean"] sums
+    the sensors' terms, "max" takes the largest;
     ``cell`` ["gru"] or "lstm"; ``epochs`` [50], ``batch_size`` [256], ``learning_rate`` [1e-3];
     ``patience`` [3] epochs without validation improvement before early stopping (0 disables);
     ``validation_fraction`` [0.1] of training windows; ``jit_compile`` [True] for the XLA scoring path. The common
@@ -100,8 +104,8 @@ class GRUAutoencoderDetector(Detector):
         input_noise: float = 0.0,
         center_windows: bool = True,
         envelope: bool = True,
-        envelope_weight: float = 1.0,
-        relations_weight: float = 1.0,
+        envelope_weight: float = 4.0,
+        relations_weight: float = 4.0,
         score_reduction: Literal["mean", "max"] = "mean",
         cell: Literal["gru", "lstm"] = "gru",
         epochs: int = 50,
@@ -123,13 +127,14 @@ class GRUAutoencoderDetector(Detector):
         alarm_n: int = 60,
         alarm_m: int = 60,
         alarm_clear: float = 1.0,
+        despike: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__(
             features=features, timestamp_column=timestamp_column, machine_column=machine_column, units=units,
             scaling=scaling, max_gap_factor=max_gap_factor, calibration_fraction=calibration_fraction,
             threshold_method=threshold_method, target_false_alarm_rate=target_false_alarm_rate,
-            alarm_k=alarm_k, alarm_n=alarm_n, alarm_m=alarm_m, alarm_clear=alarm_clear, seed=seed,
+            alarm_k=alarm_k, alarm_n=alarm_n, alarm_m=alarm_m, alarm_clear=alarm_clear, despike=despike, seed=seed,
         )
         self.window = window
         self.stride = stride
@@ -200,17 +205,26 @@ class GRUAutoencoderDetector(Detector):
         return self._model_input(windows), stride
 
     def _model_input(self, windows: np.ndarray) -> np.ndarray:
-        """What the autoencoder sees: the windows, without each sensor's window mean when ``center_windows``."""
+        """What the autoencoder sees: the windows, without each sensor's window mean when ``center_windows``, and
+        clipped to +-`INPUT_CLIP` scaled units (a reading far outside anything normal is the level terms' to score;
+        the network is never fed values it cannot represent)."""
         if not self.center_windows:
             return windows
-        return np.asarray(windows - windows.mean(axis=1, keepdims=True), dtype=np.float32)
+        centred = windows - windows.mean(axis=1, keepdims=True)
+        return np.asarray(np.clip(centred, -INPUT_CLIP, INPUT_CLIP), dtype=np.float32)
 
     def _fit_ranges(self, segments: list[np.ndarray]) -> None:
         """The sensor relations (numpy only), from the scaled fitting segments, widened by held-out parts."""
         self.relations_ = SensorRelations.fit(segments, self.window)
 
     def _fit_warnings(self, features: list[str]) -> list[str]:
-        found = [coverage_warning(features, self.terms_.outside or [0.0] * len(features)) if self.envelope else None,
+        if not self.terms_.level:
+            return [f"short history (fewer than {MIN_LEVEL_ROWS} fitting rows): the sensors' operating range and "
+                    "relations cannot be learned from it, so leaving them is not scored, only the dynamics are; "
+                    "train on a longer history that includes every operating condition"]
+        ignored = [f for f, i in zip(features, self.terms_.ignored or [], strict=False) if i]
+        found = [f"not scored, constant in training (its normal behaviour is unknown): {ignored}" if ignored else None,
+                 coverage_warning(features, self.terms_.outside or [0.0] * len(features)) if self.envelope else None,
                  coverage_warning(features, self.relations_.outside or [0.0] * len(features), "relations")
                  if self.relations_ is not None and self.relations_weight > 0 else None]
         return [w for w in found if w is not None]
@@ -221,16 +235,27 @@ class GRUAutoencoderDetector(Detector):
                                  dropout=self.dropout, cell=self.cell, input_noise=self.input_noise)
 
     def _fit_core(self, segments: list[np.ndarray], progress: Progress | None) -> dict[str, Any]:
-        import keras
-
         self._fit_ranges(segments)
         x, stride = self._training_windows(segments)
-        keras.utils.set_random_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         x = x[rng.permutation(len(x))]
         n_val = int(len(x) * self.validation_fraction) if len(x) >= 20 else 0
         x_val, x_fit = x[:n_val], x[n_val:]
-        model = self._start_model(x.shape[2])
+        figures = self._train(x_fit, x_val, progress)
+        errors = np.concatenate([window_errors(x_fit[i : i + 4096], self.engine_.reconstruct(x_fit[i : i + 4096]))
+                                 for i in range(0, len(x_fit), 4096)])
+        self.terms_ = LevelTerms.fit([np.concatenate(b) for b in time_blocks(segments) if b], errors,
+                                     level=sum(len(s) for s in segments) >= MIN_LEVEL_ROWS)
+        return {"train_windows": len(x_fit), "validation_windows": n_val, "stride": stride, **figures}
+
+    def _train(self, x_fit: np.ndarray, x_val: np.ndarray, progress: Progress | None) -> dict[str, Any]:
+        """Train the autoencoder on model inputs ``x_fit`` (``x_val`` for early stopping) and set it as the model;
+        returns the training figures."""
+        import keras
+
+        keras.utils.set_random_seed(self.seed)
+        n_val = len(x_val)
+        model = self._start_model(x_fit.shape[2])
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate), loss="mse")
         monitor = "val_loss" if n_val else "loss"
         callbacks: list[Any] = [_epoch_logger(self.epochs, progress)]
@@ -239,20 +264,14 @@ class GRUAutoencoderDetector(Detector):
                                                            restore_best_weights=True))
         held = x_val if n_val else x_fit
         start_loss = float(model.evaluate(held, held, verbose=0, batch_size=self.batch_size))
-        logger.info("training %s on %d windows (stride %d, %d for validation), starting %s %.4g", model.name,
-                    len(x_fit), stride, n_val, monitor, start_loss)
+        logger.info("training %s on %d windows (%d for validation), starting %s %.4g", model.name, len(x_fit), n_val,
+                    monitor, start_loss)
         history = model.fit(x_fit, x_fit, epochs=self.epochs, batch_size=self.batch_size, shuffle=True, verbose=0,
                             validation_data=(x_val, x_val) if n_val else None, callbacks=callbacks)
         self._set_model(model)
-        fitted = x_fit
-        errors = np.concatenate([window_errors(fitted[i : i + 4096], self.engine_.reconstruct(fitted[i : i + 4096]))
-                                 for i in range(0, len(fitted), 4096)])
-        self.terms_ = LevelTerms.fit([np.concatenate(b) for b in time_blocks(segments) if b], errors)
         hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         best = int(np.argmin(hist[monitor]))
-        return {"train_windows": len(x_fit), "validation_windows": n_val, "stride": stride,
-                "epochs_run": len(hist["loss"]), "best_epoch": best + 1,
-                "train_loss": hist["loss"][best],
+        return {"epochs_run": len(hist["loss"]), "best_epoch": best + 1, "train_loss": hist["loss"][best],
                 "validation_loss": hist["val_loss"][best] if "val_loss" in hist else None,
                 "start_loss": start_loss, "history": hist}
 
@@ -298,12 +317,14 @@ class GRUAutoencoderDetector(Detector):
             if use_rel and rel is not None and rel.reference is not None:
                 errors += self.relations_weight * rel.reference * rel.contributions(windows)
             return errors
-        errors = terms.dynamics(errors)
+        envelope = relations = np.zeros_like(errors)
+        if not terms.level:
+            return np.asarray(terms.dynamics(errors))
         if self.envelope and self.envelope_weight > 0:
-            errors += self.envelope_weight * terms.envelope_excess(windows)
+            envelope = self.envelope_weight * terms.envelope_excess(windows)
         if use_rel and rel is not None:
-            errors += self.relations_weight * rel.contributions(windows)
-        return errors
+            relations = self.relations_weight * rel.contributions(windows)
+        return np.asarray(terms.dynamics(errors) + terms.level_terms(envelope, relations))
 
     # ----------------------------------------------------------------- persistence
     def _save_core(self, directory: Path) -> None:

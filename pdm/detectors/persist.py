@@ -9,7 +9,8 @@ the manifest before anything is read):
   the GRU autoencoder);
 - optional (absent only when the manifest does not list them, i.e. saved by an older pdm): ``calibration.json``
   (`pdm.detectors.drift`), ``machine_thresholds.json`` (machines whose history gave them a threshold of their own;
-  absent when none did), and the detector's own (``model.onnx``, ``relations.json`` for the GRU);
+  absent when none did), ``spikes.json`` (the spike rule's step limits; absent: no spike rule), and the detector's
+  own (``model.onnx``, ``relations.json`` for the GRU);
 - companions (``baseline/``) and extra files (a retrain's ``report.json``, ``report.png``), written in the same
   atomic step by `save_detector`.
 
@@ -29,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from pdm.detectors.alarm import AlarmRule
@@ -51,6 +53,7 @@ D = TypeVar("D", bound="Detector")
 CONFIG_FILE = "config.json"
 CALIBRATION_FILE = "calibration.json"  # calibration score distribution (`pdm.detectors.drift`); older versions lack it
 MACHINE_THRESHOLDS_FILE = "machine_thresholds.json"  # thresholds of machines whose history allowed their own
+SPIKES_FILE = "spikes.json"  # the spike rule's step limits (`pdm.detectors.spikes`)
 REQUIRED_FILES = (CONFIG_FILE, "scaler.json", "threshold.json", "alarm.json", "training.json", "evaluation.json")
 ENGINE_FILES = (ONNX_FILE,)
 
@@ -90,6 +93,9 @@ def write_detector_files(det: Detector, directory: Path) -> None:
     summary = getattr(det, "calibration_summary_", None)
     if summary is not None:  # absent in models saved before calibration.json existed
         write_json(directory / CALIBRATION_FILE, summary)
+    limits = getattr(det, "spike_limits_", None)
+    if limits is not None:  # absent for a detector fitted with despike=False (and models saved before it)
+        write_json(directory / SPIKES_FILE, SpikeLimits.of(limits))
     own = getattr(det, "machine_thresholds_", {})
     if own:  # absent when no machine had a threshold of its own (and in models saved before they existed)
         write_json(directory / MACHINE_THRESHOLDS_FILE, MachineThresholds(thresholds=own))
@@ -124,6 +130,7 @@ def load_detector(cls: type[D], path: Path | str | VersionDir, *, engine: str = 
                                 f"expected {len(det.features_)}", "retrain the model")
     det.calibration_summary_ = read_calibration(version, len(det.features_))
     det.machine_thresholds_ = read_machine_thresholds(version)
+    det.spike_limits_ = read_spike_limits(version, len(det.features_))
     det.version_dir_ = version.directory
     det._load_core(version, engine=setting)
     return det
@@ -170,3 +177,26 @@ def read_machine_thresholds(version: VersionDir) -> dict[str, Threshold]:
                                 f"for {bad[:3]}, expected positive finite values",
                                 "restore the version from a backup or retrain")
     return dict(found.thresholds)
+
+
+class SpikeLimits(BaseModel):
+    """``spikes.json``: each sensor's step limit in scaled units (null: never moved in training, no limit)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    limits: list[float | None]
+
+    @classmethod
+    def of(cls, limits: np.ndarray) -> SpikeLimits:
+        return cls(limits=[None if not math.isfinite(v) else float(v) for v in limits])
+
+
+def read_spike_limits(version: VersionDir, n_sensors: int) -> np.ndarray | None:
+    """``spikes.json`` as (F,) limits (inf: none), or ``None`` (no spike rule)."""
+    found = version.read_optional_json(SPIKES_FILE, SpikeLimits)
+    if found is None:
+        return None
+    if len(found.limits) != n_sensors or any(v is not None and not (math.isfinite(v) and v > 0) for v in found.limits):
+        raise CorruptModelError(version.path(SPIKES_FILE), f"found limits {found.limits[:4]} for {len(found.limits)} "
+                                f"sensors, expected {n_sensors} positive finite values or null",
+                                "restore the version from a backup or retrain")
+    return np.asarray([np.inf if v is None else v for v in found.limits], dtype=np.float64)

@@ -9,8 +9,8 @@ in turn is held out, the range (the ``quantile`` and ``1 - quantile`` quantiles)
 the held-out part's excess beyond it is measured. Two figures per column come out:
 
 - ``outside``: the share of held-out rows outside the range of the other parts. For a history that covers the
-  operating range this is about ``2 x quantile``; much more means the history does not cover it (reported as a
-  warning, `coverage_warning`).
+  operating range this is about ``2 x quantile``; above `COVERAGE_LIMIT` the history does not cover it: the column
+  is not scored for leaving its range (`covered`), and a warning says so (`coverage_warning`).
 - ``margin``: how far held-out rows went beyond the others' range (the ``MARGIN_LEVEL`` quantile of the excess,
   the largest over the parts). The range used for scoring is widened by it on both sides: a history that keeps
   drifting gets a wider range, a representative one keeps its own (margin about 0).
@@ -55,20 +55,27 @@ class HeldOutRanges(BaseModel):
     def fit(cls, blocks: Sequence[np.ndarray], *, quantile: float) -> HeldOutRanges:
         """``blocks``: the same columns in consecutive parts of the history, each (rows, F); empty ones are skipped."""
         parts = [np.asarray(b, dtype=np.float64) for b in blocks if len(b)]
-        rows = np.concatenate(parts)
+        held_out = [(part, np.concatenate([p for j, p in enumerate(parts) if j != i])) for i, part in enumerate(parts)]
+        return cls.from_held_out(np.concatenate(parts), held_out if len(parts) >= 2 else [], quantile=quantile)
+
+    @classmethod
+    def from_held_out(cls, rows: np.ndarray, held_out: Sequence[tuple[np.ndarray, np.ndarray]], *,
+                      quantile: float) -> HeldOutRanges:
+        """The range of ``rows``, with margin and share outside measured on ``held_out`` pairs (values of a held-out
+        part, values of the rest), e.g. residuals of a model refitted without that part."""
+        rows = np.asarray(rows, dtype=np.float64)
         low, high = np.quantile(rows, quantile, axis=0), np.quantile(rows, 1 - quantile, axis=0)
         margin = np.zeros(rows.shape[1])
         outside = np.zeros(rows.shape[1])
-        if len(parts) >= 2:
-            held_out = 0
-            for i, part in enumerate(parts):
-                rest = np.concatenate([p for j, p in enumerate(parts) if j != i])
-                lo, hi = np.quantile(rest, quantile, axis=0), np.quantile(rest, 1 - quantile, axis=0)
-                excess = np.maximum(part - hi, 0.0) + np.maximum(lo - part, 0.0)
-                margin = np.maximum(margin, np.quantile(excess, MARGIN_LEVEL, axis=0))
-                outside += (excess > 0).sum(axis=0)
-                held_out += len(part)
-            outside /= held_out
+        n_held = 0
+        for part, rest in held_out:
+            lo, hi = np.quantile(rest, quantile, axis=0), np.quantile(rest, 1 - quantile, axis=0)
+            excess = np.maximum(part - hi, 0.0) + np.maximum(lo - part, 0.0)
+            margin = np.maximum(margin, np.quantile(excess, MARGIN_LEVEL, axis=0))
+            outside += (excess > 0).sum(axis=0)
+            n_held += len(part)
+        if n_held:
+            outside /= n_held
         return cls(quantile=quantile, low=low.tolist(), high=high.tolist(), margin=margin.tolist(),
                    outside=outside.tolist())
 
@@ -87,6 +94,15 @@ def time_blocks(segments: Sequence[np.ndarray], blocks: int = BLOCKS) -> list[li
     return out
 
 
+def covered(outside: Sequence[float] | None, n: int) -> np.ndarray:
+    """(n,) 1.0 for a column whose range the history covers (held-out share outside at most `COVERAGE_LIMIT`),
+    0.0 for one it does not: its excursions cannot be told from conditions the history never showed, so they are
+    not scored (``None``: a model saved before the check, every column scored)."""
+    if outside is None:
+        return np.ones(n)
+    return np.asarray([1.0 if o <= COVERAGE_LIMIT else 0.0 for o in outside])
+
+
 def coverage_warning(names: Sequence[str], outside: Sequence[float], what: str = "range") -> str | None:
     """A one-line warning naming the columns whose held-out share outside the range exceeds `COVERAGE_LIMIT`."""
     poor = [(n, o) for n, o in zip(names, outside, strict=True) if o > COVERAGE_LIMIT]
@@ -94,5 +110,5 @@ def coverage_warning(names: Sequence[str], outside: Sequence[float], what: str =
         return None
     listed = ", ".join(f"{n} ({o:.0%})" for n, o in poor)
     return (f"the history does not cover the operating {what} of {listed}: parts of it left the {what} of the rest "
-            "that often; the range was widened by what the history showed, and a longer history that includes every "
-            "operating condition is needed for a trustworthy model")
+            f"that often, so leaving that {what} is not scored (it cannot be told from a condition the history never "
+            "showed); train on a longer history that includes every operating condition")

@@ -57,7 +57,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from pdm.detectors.ranges import BLOCKS, HeldOutRanges, time_blocks
+from pdm.detectors.ranges import BLOCKS, HeldOutRanges, covered, time_blocks
 from pdm.errors import CorruptModelError, DataError
 from pdm.saving import VersionDir
 
@@ -120,6 +120,7 @@ class SensorRelations(BaseModel):
     _coef: np.ndarray = PrivateAttr()
     _low: np.ndarray = PrivateAttr()
     _high: np.ndarray = PrivateAttr()
+    _covered: np.ndarray = PrivateAttr()
 
     @model_validator(mode="after")
     def _consistent(self) -> SensorRelations:
@@ -142,6 +143,7 @@ class SensorRelations(BaseModel):
         if np.any(coef[own_terms(f, self.quadratic)] != 0):
             raise ValueError("found a sensor predicted from its own mean, expected 0 for every term that involves it")
         self._coef, self._low, self._high = coef, low, high
+        self._covered = covered(self.outside, f)  # a residual whose range the history does not cover is not scored
         return self
 
     def __eq__(self, other: object) -> bool:  # the private numpy copies would make pydantic's comparison ambiguous
@@ -168,11 +170,14 @@ class SensorRelations(BaseModel):
         means = np.concatenate(block_means)
         n = means.shape[1]
         quadratic = n <= MAX_QUADRATIC_SENSORS
-        x, mask = design(means, quadratic), own_terms(n, quadratic)
-        coef = np.zeros((n, x.shape[1]))
-        for j in range(n):
-            coef[j, ~mask[j]] = np.linalg.lstsq(x[:, ~mask[j]], means[:, j], rcond=None)[0]
-        ranges = HeldOutRanges.fit([b - design(b, quadratic) @ coef.T for b in block_means], quantile=quantile)
+        coef = _least_squares(means, quadratic)
+        held_out = []  # residuals of each part under coefficients fitted without it (overfitting shows here)
+        if len(block_means) >= 2:
+            for i, part in enumerate(block_means):
+                rest = np.concatenate([b for j, b in enumerate(block_means) if j != i])
+                c = _least_squares(rest, quadratic)
+                held_out.append((part - design(part, quadratic) @ c.T, rest - design(rest, quadratic) @ c.T))
+        ranges = HeldOutRanges.from_held_out(means - design(means, quadratic) @ coef.T, held_out, quantile=quantile)
         low, high = ranges.widened()
         logger.info("sensor relations fitted on %d windows (%s): residual ranges %s, held-out margins %s",
                     len(means), "quadratic" if quadratic else "linear", np.round(high - low, 3).tolist(),
@@ -193,7 +198,7 @@ class SensorRelations(BaseModel):
 
     def _excess(self, residuals: np.ndarray) -> np.ndarray:
         out = np.maximum(residuals - self._high, 0.0) + np.maximum(self._low - residuals, 0.0)
-        return np.asarray(out * out)
+        return np.asarray(out * out * self._covered)
 
     def excess(self, windows: np.ndarray) -> np.ndarray:
         """(B, window, F) scaled windows -> (B, F) squared excess of each sensor's residual beyond its range."""
@@ -221,6 +226,16 @@ class SensorRelations(BaseModel):
         shares = np.where(blamed > 0, blame / np.where(blamed > 0, blamed, 1.0), excess / total[:, None])
         out[hit] = shares * total[:, None]
         return out
+
+
+def _least_squares(means: np.ndarray, quadratic: bool) -> np.ndarray:
+    """(F, n_terms) coefficients predicting each sensor's mean from the terms that do not involve it."""
+    n = means.shape[1]
+    x, mask = design(means, quadratic), own_terms(n, quadratic)
+    coef = np.zeros((n, x.shape[1]))
+    for j in range(n):
+        coef[j, ~mask[j]] = np.linalg.lstsq(x[:, ~mask[j]], means[:, j], rcond=None)[0]
+    return coef
 
 
 def frozen(windows: np.ndarray) -> np.ndarray:

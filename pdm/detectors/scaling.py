@@ -1,10 +1,12 @@
 """Robust per-sensor scaling, fitted on training data only: one global scaling, or one per machine.
 
 ``scaled = (x - center) / scale`` with ``center`` the median and ``scale`` the interquartile range / 1.349 (the
-standard deviation for normal data, robust to spikes). When a sensor's IQR is 0 (a quantised or nearly constant
-signal) its standard deviation is used; when that is 0 too (a constant column), ``scale`` is
-``1e-3 * max(|center|, 1)``, so any later change of a sensor that never moved in training stands out. Such columns
-are listed in the training summary.
+standard deviation for normal data, robust to spikes), but at least ``STD_FLOOR`` (0.25) times the standard
+deviation: a metric that is flat most of the time with large normal excursions (server counters, a valve that
+opens now and then) has a tiny IQR, and its normal excursions would otherwise be thousands of "deviations" (seen:
+40,000). When a sensor's IQR is 0 its standard deviation is used; when that is 0 too (a constant column),
+``scale`` is ``1e-3 * max(|center|, 1)``, so any later change of a sensor that never moved in training stands out.
+Such columns are listed in the training summary.
 
 With ``mode="per_machine"`` each machine seen in training gets statistics from its own normal history, which
 removes unit-to-unit baseline differences; a machine never seen falls back to the global statistics (and is
@@ -35,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 ScalingMode = Literal["global", "per_machine"]
 IQR_TO_STD = 1.349
+STD_FLOOR = 0.25  # the scale is at least this share of the standard deviation
 
 
 class SensorStats(BaseModel):
@@ -58,7 +61,7 @@ class SensorStats(BaseModel):
         q75, q25 = np.nanpercentile(values, [75, 25], axis=0)
         scale = (q75 - q25) / IQR_TO_STD
         std = np.nanstd(values, axis=0)
-        scale = np.where(scale > 1e-12, scale, std)
+        scale = np.where(scale > 1e-12, np.maximum(scale, STD_FLOOR * std), std)
         constant = scale <= 1e-12
         scale = np.where(constant, 1e-3 * np.maximum(np.abs(center), 1.0), scale)
         return cls(center=center.tolist(), scale=scale.tolist(), n_rows=int(values.shape[0]),

@@ -12,6 +12,8 @@ ones `Detector.detect` builds. Rules:
   of its batch (the first is kept), or equals the newest applied one, is a *duplicate*; one older than the newest
   applied reading is *late*. Both are dropped and counted: the windows have moved on, and re-scoring the past would
   re-order alarms.
+- **Spikes**: the model's spike rule (`pdm.detectors.spikes`, when it has one): a reading far from the sensor's
+  last accepted value is held as missing, once; ``Appended.spikes`` counts them per sensor.
 - **Missing values** (NaN, ±inf): the model's rule: the last valid scaled value of the same sensor since the
   segment's start, else 0 (the training median).
 - **Gaps**: a step larger than ``Detector.max_gap_s`` (``max_gap_factor`` x the training period) restarts the
@@ -46,6 +48,7 @@ from numpy.typing import ArrayLike
 
 from pdm.detectors.frames import fill_missing, sliding_windows
 from pdm.detectors.ring import Ring
+from pdm.detectors.spikes import SpikeFilter
 from pdm.errors import DataError
 
 if TYPE_CHECKING:
@@ -71,6 +74,7 @@ class Appended:
     duplicates: int = 0
     late: int = 0
     gaps: int = 0
+    spikes: np.ndarray | None = None  # (F,) readings held as spikes, per sensor
 
     @property
     def readings(self) -> int:
@@ -93,6 +97,11 @@ def machine_scaling(detector: Detector, machine_id: str, note: bool = True) -> t
             logger.info("machine %r is new to %s: scaled with the fleet's statistics until the model is retrained "
                         "with it", machine_id, model)
     return np.asarray(stats.center, dtype=np.float64), np.asarray(stats.scale, dtype=np.float64)
+
+
+def _spike_filter(detector: Detector) -> SpikeFilter | None:
+    limits = detector.spike_limits
+    return None if limits is None else SpikeFilter(limits)
 
 
 class WindowStream:
@@ -120,6 +129,7 @@ class WindowStream:
         self._lead = np.zeros(n, dtype=np.int64)
         self._seen = np.zeros(n, dtype=bool)
         self._all_seen = False
+        self._spikes = _spike_filter(detector)
 
     @property
     def window(self) -> int:
@@ -158,6 +168,7 @@ class WindowStream:
                 late += int((ts < self.last_ts).sum())
                 ts, values = ts[~old], values[~old]
         windows, starts, ends = [], [], []
+        spikes = np.zeros(n_feat, dtype=np.int64)
         if len(ts):
             scaled = ((values - self.center) / self.scale).astype(np.float32)
             steps = np.diff(ts, prepend=ts[0] if self.last_ts is None else self.last_ts)
@@ -168,7 +179,11 @@ class WindowStream:
                 if s in cuts:
                     gaps += 1
                     self._restart()
-                got = self._extend(ts[s:e], scaled[s:e])
+                part = scaled[s:e]
+                if self._spikes is not None:
+                    part, found = self._spikes.apply(part)
+                    spikes += found
+                got = self._extend(ts[s:e], part)
                 if got is not None:
                     windows.append(got[0])
                     starts.append(got[1])
@@ -176,9 +191,9 @@ class WindowStream:
             self.last_ts = float(ts[-1])
         if not windows:
             empty = np.empty((0, self.window, n_feat), dtype=np.float32)
-            return Appended(empty, ts[:0], ts[:0], ts, values, duplicates, late, gaps)
+            return Appended(empty, ts[:0], ts[:0], ts, values, duplicates, late, gaps, spikes)
         return Appended(np.concatenate(windows), np.concatenate(starts), np.concatenate(ends), ts, values,
-                        duplicates, late, gaps)
+                        duplicates, late, gaps, spikes)
 
     def _restart(self) -> None:
         """A gap: the segment starts again."""
@@ -188,6 +203,8 @@ class WindowStream:
         self._lead[:] = 0
         self._seen[:] = False
         self._all_seen = False
+        if self._spikes is not None:
+            self._spikes.reset()
 
     def _extend(self, ts: np.ndarray, scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Append readings of one segment; returns the windows that became ready, with their start and end times."""
@@ -249,6 +266,11 @@ class WindowStream:
         self.ring = self.ring.rebuilt(window, values)
         self._lead, self._seen = self._lead[idx].copy(), self._seen[idx].copy()
         self._all_seen = bool(self._seen.all())
+        new_filter = _spike_filter(detector)
+        if self._spikes is not None and new_filter is not None:  # the held state goes on, in the new scaling
+            self._spikes.rescale(idx, self.scale[idx] / scale, (self.center[idx] - center) / scale, new_filter.limits)
+        else:
+            self._spikes = new_filter
         self.center, self.scale = center, scale
         skipped = 0
         if self.seg_count > self.ring.n and self.ring.n < window - 1:

@@ -90,9 +90,18 @@ def test_pot_never_puts_an_inside_target_above_every_calibration_score() -> None
 
 
 def test_pot_falls_back_to_quantile_with_too_few_peaks() -> None:
-    t = Threshold.fit(np.arange(100.0), method="pot", target_rate=0.001)
+    t = Threshold.fit(np.arange(100.0), method="pot", target_rate=0.02)  # the target lies inside the data
     assert t.params["fallback"] == "quantile"
-    assert t.value == 99.0
+    assert t.value == 98.0
+
+
+def test_pot_extrapolates_an_exponential_tail_for_a_target_beyond_few_scores() -> None:
+    # 0..99: median 49.5, the 50 values above it exceed it by 25 on average; target 1e-3 of 100 values (0.1 of one):
+    # 49.5 + 25 * ln(50 / 0.1)
+    t = Threshold.fit(np.arange(100.0), method="pot", target_rate=0.001)
+    assert t.params["fallback"] == "exponential_tail"
+    assert t.value == pytest.approx(49.5 + 25.0 * np.log(500.0))
+    assert t.value > 99.0  # a rare target is never set at the largest of a few calibration scores
 
 
 def test_threshold_rejects_empty_and_bad_rates() -> None:

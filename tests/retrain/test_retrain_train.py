@@ -122,13 +122,14 @@ def test_without_the_guard_the_fault_would_be_learned(champion_dir: Path, tmp_pa
 def test_champion_kept_when_the_challenger_is_worse(champion_dir: Path, tmp_path: Path) -> None:
     name_dir = copy_of(champion_dir, tmp_path)
     before = current_version(name_dir)
-    # too little data: 8 % of each machine's span to train on, one epoch
+    # a challenger set to raise far more often: a target false-alarm rate of 30 % of windows, one epoch
     out = retrain(from_frame(fleet(4000, 2)), name_dir,
-                  options(overrides=SMALL | {"epochs": 1}, holdout_fraction=0.92, screen=False, keep=5))
-    assert not out.promoted and current_version(name_dir) == before
+                  options(overrides=SMALL | {"epochs": 1, "target_false_alarm_rate": 0.3}, holdout_fraction=0.5,
+                          screen=False, keep=5))
+    assert not out.promoted and current_version(name_dir) == before, out.decision
     assert out.version_dir.name in ordered_versions(name_dir)  # saved for inspection, not current
     check = out.decision.checks[0]
-    assert check["check"] == "raise_rate" and not check["ok"] and check["challenger"] > 2 * check["champion"]
+    assert check["check"] == "raise_rate" and not check["ok"] and check["challenger"] > check["champion"]
     assert out.decision.reasons[0].startswith("false alarms") and out.decision.reasons[-1] == "champion kept"
     listed = {v.version: v for v in list_versions(name_dir)}
     assert listed[out.version_dir.name].decision == "not promoted" and listed[str(before)].current
