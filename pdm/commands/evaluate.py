@@ -20,6 +20,7 @@ from pdm.evaluation.table import report_table
 
 logger = logging.getLogger(__name__)
 GRU, BASELINE = "GRU autoencoder", "z-score baseline"
+NAMES = {"gru_autoencoder": GRU, "pca_t2q": "PCA T²+Q"}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -63,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     if kind_column is not None and kind_column not in frame.columns:
         raise DataError(f"kind column {kind_column!r} not found: found columns {list(map(str, frame.columns))}")
     grace = args.grace if args.grace is not None else 2.0 * det.window_length * det.period_s_
-    detectors = {GRU: det}
+    name = NAMES.get(det.kind, det.kind)
+    detectors = {name: det}
     baseline = _baseline(det)
     if baseline is not None:
         detectors[BASELINE] = baseline
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         chosen = ([m for m in orders if spans[m]] or list(orders))[:4]
         panels = [(m, frame.iloc[orders[m]].assign(timestamp=ts_all[orders[m]]).reset_index(drop=True),
-                   outputs[GRU].iloc[orders[m]].reset_index(drop=True), spans[m]) for m in chosen]
+                   outputs[name].iloc[orders[m]].reset_index(drop=True), spans[m]) for m in chosen]
         base = None
         if BASELINE in outputs:
             base = [outputs[BASELINE].iloc[orders[m]].reset_index(drop=True) for m in chosen]

@@ -18,7 +18,12 @@ HYPER: list[tuple[str, Any, str]] = [
     ("layers", int, "recurrent layers in encoder and decoder"),
     ("dropout", float, "dropout of the recurrent layers"),
     ("input_noise", float, "Gaussian noise (scaled units) on training inputs: a denoising autoencoder"),
+    ("center_windows", bool, "the autoencoder sees windows without their means (levels are scored by the envelope "
+     "and relations terms)"),
     ("envelope", bool, "also score how far a window leaves the normal range of each sensor"),
+    ("envelope_weight", float, "weight of a squared excess beyond the normal range (scaled units)"),
+    ("relations_weight", float, "weight of a squared departure from what the other sensors predict (0: off)"),
+    ("despike", bool, "hold single-reading spikes as missing (a broken sensor is not a machine fault)"),
     ("cell", ["gru", "lstm"], "recurrent cell"),
     ("score_reduction", ["mean", "max"], "window score: mean or max of the per-sensor errors"),
     ("epochs", int, "maximum epochs"),
@@ -31,7 +36,8 @@ HYPER: list[tuple[str, Any, str]] = [
     ("target_false_alarm_rate", float, "target share of normal windows over the threshold"),
     ("alarm_k", int, "raise after k of the last n windows are over the threshold"),
     ("alarm_n", int, "see --alarm-k"),
-    ("alarm_m", int, "clear after m consecutive windows under the threshold"),
+    ("alarm_m", int, "clear after m consecutive quiet windows (also the gap that merges two alarms into one)"),
+    ("alarm_clear", float, "a window is quiet under this share of the threshold (hysteresis)"),
     ("max_gap_factor", float, "a gap over this many median periods restarts the window"),
     ("seed", int, "random seed"),
 ]

@@ -183,13 +183,15 @@ class PCADetector(Detector):
         alarm_k: int = 30,
         alarm_n: int = 60,
         alarm_m: int = 60,
+        alarm_clear: float = 1.0,
+        despike: bool = False,
         seed: int = 0,
     ) -> None:
         super().__init__(
             features=features, timestamp_column=timestamp_column, machine_column=machine_column, units=units,
             scaling=scaling, max_gap_factor=max_gap_factor, calibration_fraction=calibration_fraction,
             threshold_method=threshold_method, target_false_alarm_rate=target_false_alarm_rate,
-            alarm_k=alarm_k, alarm_n=alarm_n, alarm_m=alarm_m, seed=seed,
+            alarm_k=alarm_k, alarm_n=alarm_n, alarm_m=alarm_m, alarm_clear=alarm_clear, despike=despike, seed=seed,
         )
         self.variance = variance
         self.n_components = n_components

@@ -146,3 +146,19 @@ def test_bad_hyperparameters_are_one_line(flag: str, value: str, needle: str, wo
                                           tmp_path: Path) -> None:
     one_line_error(pdm("train", "--data", workspace / "pump-000.csv", "--out", tmp_path / "m", *SMALL, flag, value),
                    needle)
+
+
+def test_train_pca_and_evaluate_it(workspace: Path) -> None:
+    result = pdm("train", "--detector", "pca", "--data", workspace / "pump-000.csv", "--data",
+                 workspace / "pump-001.csv", "--out", workspace / "models/pca")
+    assert result.returncode == 0, result.stderr
+    name_dir = workspace / "models/pca"
+    version = name_dir / (name_dir / "current").read_text().strip()
+    assert json.loads((version / "config.json").read_text())["detector"] == "pca_t2q"
+    assert (version / "pca.json").is_file() and (version / "baseline" / "manifest.json").is_file()
+    figures = workspace / "pca-figures.json"
+    result = pdm("evaluate", "--model", name_dir, "--data", workspace / "test.csv", "--label-column", "fault",
+                 "--json", figures)
+    assert result.returncode == 0, result.stderr
+    reported = json.loads(figures.read_text())
+    assert reported["PCA T²+Q"]["faults"] >= 1 and "z-score baseline" in reported
