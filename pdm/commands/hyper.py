@@ -38,6 +38,7 @@ HYPER: list[tuple[str, Any, str]] = [
     ("alarm_n", int, "see --alarm-k"),
     ("alarm_m", int, "clear after m consecutive quiet windows (also the gap that merges two alarms into one)"),
     ("alarm_clear", float, "a window is quiet under this share of the threshold (hysteresis)"),
+    ("machine_thresholds", bool, "a threshold of its own for every machine whose history allows one"),
     ("max_gap_factor", float, "a gap over this many median periods restarts the window"),
     ("seed", int, "random seed"),
 ]

@@ -93,10 +93,11 @@ class Detector(ABC):
         calibration_fraction: float = 0.2,
         threshold_method: ThresholdMethod = "pot",
         target_false_alarm_rate: float = 1e-4,
-        alarm_k: int = 30,
-        alarm_n: int = 60,
-        alarm_m: int = 60,
-        alarm_clear: float = 1.0,
+        alarm_k: int = 60,
+        alarm_n: int = 120,
+        alarm_m: int = 14_400,
+        alarm_clear: float = 0.5,
+        machine_thresholds: bool = False,
         despike: bool = False,
         seed: int = 0,
     ) -> None:
@@ -113,6 +114,7 @@ class Detector(ABC):
         self.alarm_n = alarm_n
         self.alarm_m = alarm_m
         self.alarm_clear = alarm_clear
+        self.machine_thresholds = machine_thresholds
         self.despike = despike
         self.seed = seed
 
@@ -322,7 +324,9 @@ class Detector(ABC):
         by_owner: dict[str, list[np.ndarray]] = {}
         for owner, st in zip(owners, stats, strict=True):
             by_owner.setdefault(owner, []).append(st)
-        out = {}
+        out: dict[str, Threshold] = {}
+        if not self.machine_thresholds:
+            return out
         for owner, values in by_owner.items():
             joined = np.concatenate(values)
             if len(joined) < MIN_MACHINE_CALIBRATION or len(by_owner) < 2:
@@ -547,20 +551,22 @@ def split_history(n_rows: int, fraction: float, window: int) -> list[Piece]:
 
 
 def alarm_statistic(scores: np.ndarray, k: int, n: int) -> np.ndarray:
-    """The ``k``-th largest of each run of ``n`` consecutive window scores (fewer at the start of a short segment).
+    """The ``k``-th largest of each run of ``n`` consecutive window scores.
 
     The alarm rule raises exactly when this statistic exceeds the threshold, so calibrating the threshold on it
     controls how often normal data meets the raise condition; bursts shorter than ``k`` windows (load changes,
-    starts and stops) no longer set the threshold.
+    starts and stops) no longer set the threshold. A segment shorter than ``n`` windows (a short history's
+    calibration pieces) gives its window scores themselves: the statistic can be no larger, so the threshold errs
+    on the safe side.
 
     >>> alarm_statistic(np.array([5.0, 1.0, 4.0, 2.0, 3.0]), k=2, n=3).tolist()
     [4.0, 2.0, 3.0]
     >>> alarm_statistic(np.array([5.0, 1.0]), k=1, n=3).tolist()
-    [5.0]
+    [5.0, 1.0]
     """
-    width = min(n, len(scores))
-    if width < k:
-        return np.empty(0)
+    if len(scores) < n:
+        return np.asarray(scores, dtype=np.float64)
+    width = n
     view = np.lib.stride_tricks.sliding_window_view(scores, width)
     chunk = max(1, 2_000_000 // width)  # np.partition copies: bound the memory
     return np.concatenate([np.partition(view[i : i + chunk], width - k, axis=1)[:, width - k]

@@ -180,10 +180,11 @@ class PCADetector(Detector):
         calibration_fraction: float = 0.2,
         threshold_method: ThresholdMethod = "pot",
         target_false_alarm_rate: float = 1e-4,
-        alarm_k: int = 30,
-        alarm_n: int = 60,
-        alarm_m: int = 60,
-        alarm_clear: float = 1.0,
+        alarm_k: int = 60,
+        alarm_n: int = 120,
+        alarm_m: int = 14_400,
+        alarm_clear: float = 0.5,
+        machine_thresholds: bool = False,
         despike: bool = False,
         seed: int = 0,
     ) -> None:
@@ -191,7 +192,9 @@ class PCADetector(Detector):
             features=features, timestamp_column=timestamp_column, machine_column=machine_column, units=units,
             scaling=scaling, max_gap_factor=max_gap_factor, calibration_fraction=calibration_fraction,
             threshold_method=threshold_method, target_false_alarm_rate=target_false_alarm_rate,
-            alarm_k=alarm_k, alarm_n=alarm_n, alarm_m=alarm_m, alarm_clear=alarm_clear, despike=despike, seed=seed,
+            alarm_k=alarm_k, alarm_n=alarm_n, alarm_m=alarm_m, alarm_clear=alarm_clear,
+            machine_thresholds=machine_thresholds,
+            despike=despike, seed=seed,
         )
         self.variance = variance
         self.n_components = n_components

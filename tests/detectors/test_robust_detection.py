@@ -99,7 +99,7 @@ def fleet_with_a_noisy_unit(n: int) -> dict[str, pd.DataFrame]:
 
 def test_machines_with_enough_history_get_their_own_threshold(tmp_path: Path) -> None:
     fleet = fleet_with_a_noisy_unit(12_000)
-    det = RobustZScoreDetector(scaling="global", target_false_alarm_rate=1e-3).fit(fleet)
+    det = RobustZScoreDetector(scaling="global", target_false_alarm_rate=1e-3, machine_thresholds=True).fit(fleet)
     own = det.machine_thresholds_
     assert set(own) == set(fleet)  # 12,000 rows each: 2,400 calibration rows, enough for a threshold of its own
     assert own["pump-002"].value > own["pump-000"].value  # the noisy unit no longer sets everyone's threshold
@@ -120,8 +120,10 @@ def test_machines_with_enough_history_get_their_own_threshold(tmp_path: Path) ->
 
 
 def test_short_histories_share_the_fleet_threshold() -> None:
-    det = RobustZScoreDetector(target_false_alarm_rate=1e-3).fit(normal_fleet(3, 3000, seed=9))
+    det = RobustZScoreDetector(target_false_alarm_rate=1e-3, machine_thresholds=True).fit(normal_fleet(3, 3000, seed=9))
     assert det.machine_thresholds_ == {}
+    off = RobustZScoreDetector(target_false_alarm_rate=1e-3).fit(fleet_with_a_noisy_unit(12_000))
+    assert off.machine_thresholds_ == {}  # off by default (docs/detector.md: measured, more false alarms)
     assert det.threshold_for("pump-001") == det.threshold_.value
 
 
