@@ -77,7 +77,7 @@ def step(tracker: AlarmTracker, current: OpenAlert | None, machine_id: str, *, s
          shares: dict[str, float], start: float, end: float, threshold: float) -> tuple[OpenAlert | None, Event | None]:
     """Feed one window to the machine's tracker; returns the open alert after it and the event, if any."""
     was = tracker.active
-    active = tracker.update(score > threshold)
+    active = tracker.update_score(score, threshold)
     if active and not was:
         opened = OpenAlert(alert_id(machine_id, end), start, end, end, score, shares)
         return opened, Event("raised", opened, end, score, shares)
@@ -95,20 +95,21 @@ def step(tracker: AlarmTracker, current: OpenAlert | None, machine_id: str, *, s
 class LookBack:
     """What a machine's alarm tracker holds, mirrored by the daemon so a checkpoint can rebuild it exactly
     (`pdm.daemon.checkpoint`; the tracker's own state is the detector's). It follows `pdm.detectors.alarm`'s
-    k-of-n / m rule: ``recent`` holds the over-threshold verdicts since the look-back last restarted (at most n; a
-    clear or a gap restarts it), ``under`` the windows under the threshold since the last one over it. Rebuilt by
-    `rebuild`: an active alarm is set active and fed ``under`` windows under the threshold (its verdicts before do
-    not matter until it clears); an inactive one is fed ``recent`` (it never raised on them, so neither does the
+    k-of-n / m rule with its hysteresis: ``recent`` holds the over-threshold verdicts since the look-back last
+    restarted (at most n; a clear or a gap restarts it), ``under`` the quiet windows in a row (score under the clear
+    level). Rebuilt by `rebuild`: an active alarm is set active and fed ``under`` quiet windows (its verdicts before
+    do not matter until it clears); an inactive one is fed ``recent`` (it never raised on them, so neither does the
     rebuilt tracker). Change it with the alarm rule (and with `step`)."""
 
     def __init__(self, n: int) -> None:
         self.recent: deque[bool] = deque(maxlen=n)
         self.under = 0
 
-    def update(self, over: bool, cleared: bool) -> None:
-        """One window fed to the tracker (``cleared``: it cleared the alarm, which restarts the look-back)."""
+    def update(self, over: bool, cleared: bool, quiet: bool | None = None) -> None:
+        """One window fed to the tracker (``quiet``: under the clear level, default not ``over``; ``cleared``: it
+        cleared the alarm, which restarts the look-back)."""
         self.recent.append(over)
-        self.under = 0 if over else self.under + 1
+        self.under = self.under + 1 if (not over if quiet is None else quiet) else 0
         if cleared:
             self.recent.clear()
 
@@ -120,7 +121,7 @@ class LookBack:
         """``tracker`` (fresh) brought to the mirrored state."""
         if tracker.active:
             for _ in range(self.under):
-                tracker.update(False)
+                tracker.update(False, True)
         else:
             for over in self.recent:
                 tracker.update(over)

@@ -115,8 +115,9 @@ class MachineState:
 
     @property
     def threshold(self) -> float:
-        """The threshold this machine's windows are judged by (the one place it is looked up)."""
-        return self.slot.threshold
+        """The threshold this machine's windows are judged by (the one place it is looked up): its own when the
+        model gave it one (`Detector.threshold_for`), else the model's."""
+        return self.slot.detector.threshold_for(self.machine_id)
 
     @property
     def in_maintenance(self) -> bool:
@@ -255,7 +256,8 @@ class MachineState:
         self.open_alert, event = step(self.tracker, self.open_alert, self.machine_id, score=score, shares=shares,
                                       start=start, end=end, threshold=threshold)
         if self.look is not None:
-            self.look.update(score > threshold, event is not None and event.kind == "cleared")
+            quiet = score < self.tracker.rule.clear_ratio * threshold
+            self.look.update(score > threshold, event is not None and event.kind == "cleared", quiet)
         self.last_score = score
         self.scored += 1
         return event

@@ -248,8 +248,14 @@ class Detector(ABC):
         if overlap:
             warnings.append(f"short history: calibration windows overlap the fitting data ({len(cal_scores)} "
                             "windows); the threshold may be optimistic")
-        if threshold.params.get("fallback"):
-            warnings.append(f"peaks-over-threshold fell back to the empirical quantile: {threshold.params['reason']}")
+        fallback = threshold.params.get("fallback")
+        if fallback == "quantile":
+            warnings.append("peaks-over-threshold fell back to the empirical quantile: "
+                            f"{threshold.params.get('reason', 'no fit')}")
+        elif fallback == "exponential_tail":
+            warnings.append(f"few calibration values ({threshold.n_calibration}) for a target of "
+                            f"{threshold.target_rate:g}: the threshold is extrapolated with an exponential tail "
+                            "(on the safe side); more history gives a tighter one")
         constant = [features[i] for i in scaler.constant_columns()]
         if constant:
             warnings.append(f"constant in training (any change will stand out): {constant}")

@@ -74,25 +74,28 @@ def test_a_restored_machine_goes_on_exactly_as_the_original(slot: ModelSlot) -> 
 
 
 def feed(tracker: AlarmTracker, look: LookBack, alert: OpenAlert | None, i: int, *, over: bool,
-         out: list[tuple[str, float]]) -> OpenAlert | None:
+         out: list[tuple[str, float]], score: float | None = None) -> OpenAlert | None:
     """Window ``i`` through the alarm rule (`step`) and the mirrored look-back, its event appended to ``out``."""
-    alert, ev = step(tracker, alert, "m", score=2.0 if over else 0.5, shares={"x": 1.0}, start=i - 1.0,
+    score = (2.0 if over else 0.5) if score is None else score
+    alert, ev = step(tracker, alert, "m", score=score, shares={"x": 1.0}, start=i - 1.0,
                      end=float(LIVE_START + i), threshold=1.0)
-    look.update(over, ev is not None and ev.kind == "cleared")
+    look.update(over, ev is not None and ev.kind == "cleared", score < tracker.rule.clear_ratio)
     if ev is not None:
         out.append((ev.kind, ev.ts))
     return alert
 
 
-def test_the_mirrored_look_back_rebuilds_the_alarm_state_at_every_cut() -> None:
-    rule = AlarmRule(k=3, n=5, m=4)
+@pytest.mark.parametrize("clear_ratio", [1.0, 0.6])
+def test_the_mirrored_look_back_rebuilds_the_alarm_state_at_every_cut(clear_ratio: float) -> None:
+    rule = AlarmRule(k=3, n=5, m=4, clear_ratio=clear_ratio)
     rng = np.random.default_rng(0)
     for trial in range(20):
-        overs = (rng.random(80) < rng.uniform(0.2, 0.7)).tolist()
+        scores = rng.choice([0.3, 0.8, 2.0], size=80, p=[0.4, 0.3, 0.3]).tolist()  # quiet, in between, over
+        overs = [x > 1.0 for x in scores]
         for cut in range(len(overs)):
             tracker, look, alert = rule.tracker(), LookBack(rule.n), None
             for i in range(cut):
-                alert = feed(tracker, look, alert, i, over=overs[i], out=[])
+                alert = feed(tracker, look, alert, i, over=overs[i], out=[], score=scores[i])
             rebuilt = rule.tracker()
             rebuilt.active = tracker.active
             rebuilt = look.rebuild(rebuilt)
@@ -102,8 +105,8 @@ def test_the_mirrored_look_back_rebuilds_the_alarm_state_at_every_cut() -> None:
             rest: list[tuple[str, float]] = []
             rest_copy: list[tuple[str, float]] = []
             for i in range(cut, len(overs)):
-                alert = feed(tracker, look, alert, i, over=overs[i], out=rest)
-                copy_alert = feed(rebuilt, copy_look, copy_alert, i, over=overs[i], out=rest_copy)
+                alert = feed(tracker, look, alert, i, over=overs[i], out=rest, score=scores[i])
+                copy_alert = feed(rebuilt, copy_look, copy_alert, i, over=overs[i], out=rest_copy, score=scores[i])
             assert rest_copy == rest, (trial, cut)
 
 

@@ -51,11 +51,15 @@ def simulate(machines: int, duration_s: float, start: float, **kw: Any) -> tuple
 
 @functools.lru_cache(maxsize=1)
 def models_dir() -> Path:
-    """A models directory holding ``fleet``: GRU(window=16, hidden=8, latent=4, epochs=3) on 4 machines x 6 h."""
+    """A models directory holding ``fleet``: GRU(window=16, hidden=8, latent=4, epochs=3) on 4 machines x 6 h, with
+    a short alarm rule (30 of 60 raise, 60 under the threshold clear) so that tests see alerts raised and cleared
+    within minutes, and uncentred windows, so that a level shift inside the normal range moves the score
+    distribution the drift signal watches (with centred windows it does not: docs/daemon.md)."""
     from pdm.detectors.gru import GRUAutoencoderDetector
 
     data, _ = simulate(4, 6 * 3600, TRAIN_START, normal_only=True)
-    det = GRUAutoencoderDetector(window=16, hidden=8, latent=4, epochs=3, features=SENSORS, seed=0)
+    det = GRUAutoencoderDetector(window=16, hidden=8, latent=4, epochs=3, features=SENSORS, seed=0, alarm_k=30,
+                                 alarm_n=60, alarm_m=60, alarm_clear=1.0, center_windows=False)
     det.fit(data[["timestamp", "machine_id", *SENSORS]])
     root = Path(tempfile.mkdtemp(prefix="pdm-daemon-models-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)  # lru_cache: one per test process
@@ -244,11 +248,16 @@ def training_frame() -> pd.DataFrame:
 
 
 def calibration_tail(machine_id: str, fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
-    """The readings of ``machine_id`` that `models_dir`'s model held back to calibrate on: the last ``fraction``
-    of its training rows, cut as `pdm.detectors.base.Detector.fit` cuts them."""
+    """The readings of ``machine_id`` that `models_dir`'s model held back to calibrate on (the held-back part of
+    every piece, cut as `pdm.detectors.base.split_history` cuts them), one after the other on a clock that goes on
+    at the training period from the last piece's start."""
+    from pdm.detectors.base import split_history
+
     ts, values = machine_arrays(training_frame(), machine_id)
-    cut = round(len(ts) * (1 - fraction))
-    return ts[cut:], values[cut:]
+    pieces = split_history(len(ts), fraction, 16)
+    held = np.concatenate([values[c:d] for _, _, c, d in pieces])
+    start = ts[pieces[-1][2]]
+    return start + np.arange(len(held)) * float(np.median(np.diff(ts))), held
 
 
 def expected_alerts(frame: pd.DataFrame) -> set[tuple[str, str]]:
