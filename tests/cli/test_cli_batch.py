@@ -140,7 +140,7 @@ def test_mixed_files_keep_their_own_machine_ids(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("flag", "value", "needle"), [("--stride", "foo", "--stride 'foo'"),
-                                                       ("--alarm-k", "61", "expected k <= n"),
+                                                       ("--alarm-k", "121", "expected k <= n"),
                                                        ("--target-false-alarm-rate", "2", "between 0 and 1")])
 def test_bad_hyperparameters_are_one_line(flag: str, value: str, needle: str, workspace: Path,
                                           tmp_path: Path) -> None:

@@ -213,7 +213,7 @@ def test_public_properties_of_a_fitted_detector(gru: Detector, versions) -> None
     assert a.feature_names == tuple(SENSORS) and a.window_length == 32
     assert a.threshold == pytest.approx(float(gru.threshold_.value)) and a.threshold > 0  # type: ignore[attr-defined]
     assert a.period_s == pytest.approx(1.0) and a.max_gap_s == pytest.approx(5.0)  # 1 Hz training data, factor 5
-    assert (a.alarm_rule.k, a.alarm_rule.n, a.alarm_rule.m) == (30, 60, 60)
+    assert (a.alarm_rule.k, a.alarm_rule.n, a.alarm_rule.m, a.alarm_rule.clear_ratio) == (60, 120, 14_400, 0.5)
     tracker = a.new_alarm_tracker()
     assert not tracker.active and tracker is not a.new_alarm_tracker()
     assert a.calibration_summary is not None and a.version_dir is not None

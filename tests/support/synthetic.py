@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-FAULT_KINDS = ("vibration_step", "temperature_drift", "leak", "bearing_wear")
+FAULT_KINDS = ("vibration_step", "temperature_drift", "leak", "bearing_wear", "oscillation")
 START_TS = 1_795_392_000.0  # 2026-11-23T00:00:00Z
 
 
@@ -97,6 +97,8 @@ def machine_frame(
         elif f.kind == "bearing_wear":
             vibration[rows] += 1.8 * f.severity * ramp**2 * speed[rows]
             temperature[rows] += 4.0 * f.severity * ramp
+        elif f.kind == "oscillation":  # a control loop hunting: pressure swings around its operating point
+            pressure[rows] += 0.4 * f.severity * np.sin(2 * np.pi * np.arange(f.end - f.start) / 6.0)
         else:
             raise ValueError(f"found fault kind {f.kind!r}, expected one of {FAULT_KINDS}")
         label[rows] = 1
