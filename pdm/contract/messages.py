@@ -92,8 +92,15 @@ class Maintenance(Message):
         return self
 
 
-def alert_id(machine_id: str, window_end: float) -> str:
-    """``MACHINE-`` + ``window_end`` in integer milliseconds: the same alert always gets the same id."""
+def alert_id(machine_id: str, window_end: float, sensor: str | None = None) -> str:
+    """``MACHINE-`` + ``window_end`` in integer milliseconds: the same alert always gets the same id. A sensor alert
+    (``kind: sensor``, a project extension: docs/mqtt-contract.md) is ``MACHINE-SENSOR-`` + milliseconds.
+
+    >>> alert_id("pump-007", 1795406400.0), alert_id("pump-007", 1795406400.0, "temperature")
+    ('pump-007-1795406400000', 'pump-007-temperature-1795406400000')
+    """
+    if sensor is not None:
+        return f"{machine_id}-{sensor}-{round(window_end * 1000)}"
     return f"{machine_id}-{round(window_end * 1000)}"
 
 
@@ -110,10 +117,22 @@ class Alert(Message):
     contributions: Shares
     model: ModelRef
     instance: Name
+    # project extension (docs/mqtt-contract.md): a broken sensor is not a broken machine. Absent: a machine alert.
+    kind: Literal["machine", "sensor"] = "machine"
+    sensor: Name | None = None
+    problem: Literal["missing", "stuck", "spikes"] | None = None
+
+    def encode(self) -> bytes:
+        """A machine alert as the contract has it; a sensor alert with its three extra fields."""
+        extra = None if self.kind == "sensor" else {"kind", "sensor", "problem"}
+        return self.model_dump_json(by_alias=True, exclude=extra).encode()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        expected = alert_id(self.machine_id, self.window_end)
+        if (self.kind == "sensor") != (self.sensor is not None and self.problem is not None):
+            raise ValueError(f"kind: found {self.kind!r} with sensor={self.sensor!r} and problem={self.problem!r}, "
+                             "expected both for a sensor alert and neither for a machine alert")
+        expected = alert_id(self.machine_id, self.window_end, self.sensor)
         if self.alert_id != expected:
             raise ValueError(f"alert_id: found {self.alert_id!r}, expected {expected!r} (MACHINE-window_end in ms)")
         if self.window_start > self.window_end:

@@ -27,12 +27,12 @@ publisher. A model swap (hot reload) moves it to the new version with `MachineSt
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from pdm.contract import Alert, State, Telemetry
+from pdm.contract import Alert, State, Telemetry, alert_id
 from pdm.daemon.episodes import Event, LookBack, OpenAlert, severity, step
 from pdm.daemon.models import ModelSlot
 from pdm.daemon.quality import DriftSettings, MachineQuality
@@ -86,6 +86,7 @@ class MachineState:
     stale: bool = False
     maintenance: Mute | None = None
     open_alert: OpenAlert | None = None
+    open_sensors: dict[str, tuple[str, float, str]] = field(default_factory=dict)  # sensor -> id, raised at, problem
     last_score: float | None = None
     published_state: str | None = None
     state_since: float = 0.0
@@ -168,7 +169,7 @@ class MachineState:
                 out.ready = Ready(self, got.windows[keep], got.start_ts[keep], got.end_ts[keep])
             self.since_window = 0 if len(keep) else self.since_window + len(msg)
             self.quality.observe(got.ts, got.values, duplicates=out.duplicates, late=out.late, lost=out.seq_gap,
-                                 gaps=out.gaps)
+                                 gaps=out.gaps, spikes=got.spikes)
             if self.tail is not None and got.readings:
                 keep_n = max(self.slot.window - 1, 1)
                 self.tail = (np.concatenate([self.tail[0], got.ts])[-keep_n:],
@@ -207,7 +208,9 @@ class MachineState:
         return Appended(np.concatenate([p.windows for p in parts]), np.concatenate([p.start_ts for p in parts]),
                         np.concatenate([p.end_ts for p in parts]), np.concatenate([p.ts for p in parts]),
                         np.concatenate([p.values for p in parts]), duplicates=sum(p.duplicates for p in parts),
-                        late=sum(p.late for p in parts), gaps=sum(p.gaps for p in parts))
+                        late=sum(p.late for p in parts), gaps=sum(p.gaps for p in parts),
+                        spikes=sum((p.spikes for p in parts if p.spikes is not None), np.zeros(len(self.slot.features),
+                                                                                                  dtype=np.int64)))
 
     def rejected(self) -> None:
         """A telemetry message for this machine was rejected (counted in its data quality)."""
@@ -269,6 +272,31 @@ class MachineState:
                      ts=event.ts, window_start=a.window_start, window_end=a.window_end, score=event.score,
                      threshold=threshold, severity=severity(event.score, threshold),
                      contributions=event.contributions, model=self.slot.ref, instance=instance)
+
+    def sensor_alerts(self, instance: str) -> list[Alert]:
+        """``kind: sensor`` alerts for the sensors whose problem (`pdm.daemon.quality`: missing, stuck, spikes)
+        began or ended since the last call: a broken sensor is its own alert, not the machine's. One open alert per
+        sensor; its id is ``MACHINE-SENSOR-`` + the reading time it was raised at in ms."""
+        if self.last_ts is None:
+            return []
+        now = self.quality.sensor_problems(self.slot.drift, self.slot.features)
+        out = []
+        for sensor, problem in now.items():
+            if sensor not in self.open_sensors:
+                self.open_sensors[sensor] = (alert_id(self.machine_id, self.last_ts, sensor), self.last_ts, problem)
+                out.append(self._sensor_alert(sensor, "raised", instance))
+        for sensor in [s for s in self.open_sensors if s not in now]:
+            out.append(self._sensor_alert(sensor, "cleared", instance))
+            del self.open_sensors[sensor]
+        return out
+
+    def _sensor_alert(self, sensor: str, event: str, instance: str) -> Alert:
+        aid, raised_at, problem = self.open_sensors[sensor]
+        ts = self.last_ts if self.last_ts is not None else raised_at
+        return Alert(alert_id=aid, machine_id=self.machine_id, event=event, ts=max(ts, raised_at),  # type: ignore[arg-type]
+                     window_start=raised_at, window_end=raised_at, score=1.0, threshold=1.0, severity="warning",
+                     contributions={sensor: 1.0}, model=self.slot.ref, instance=instance, kind="sensor",
+                     sensor=sensor, problem=problem)  # type: ignore[arg-type]
 
     def score_message(self, end_ts: float, score: float, shares: dict[str, float], instance: str) -> dict[str, Any]:
         """The ``PREFIX/scores/MACHINE`` payload of one scored window."""

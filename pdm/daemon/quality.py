@@ -19,11 +19,13 @@ The span is not kept across a restart of the daemon: drift is ``unavailable`` ag
   names a machine the daemon already scores); ``missing_rate``: the worst sensor's share of null values among the
   span's readings; ``duplicate_rate`` and ``late_rate``: readings dropped / readings received; ``lost_rate``:
   messages missing upstream (``seq`` jumps) / messages sent; ``gaps``: window restarts.
-- ``sensors``: ``{sensor: "missing" | "stuck"}``, the sensors with a problem now. **Missing**: null in at least
-  ``MISSING_RATE`` (10 %) of the span's readings, or null for at least a whole window now (every window scored
+- ``sensors``: ``{sensor: "missing" | "stuck" | "spikes"}``, the sensors with a problem now. **Missing**: null in
+  at least ``MISSING_RATE`` (10 %) of the span's readings, or null for at least a whole window now (every window scored
   now sees only the fill value). **Stuck**: the same value for more than ``STUCK_FACTOR`` (3) x the longest run of
   identical values in the training data (``calibration.json``; quantised sensors repeat in normal running), not
-  checked for models without it.
+  checked for models without it. **Spikes**: at least ``SPIKE_COUNT`` (5) readings held by the model's spike rule
+  (`pdm.detectors.spikes`) within the last ``SPIKE_SPAN_S`` (1 h) of the machine's clock. Each sensor with a problem
+  is also a ``kind: sensor`` alert (`pdm.daemon.machines.MachineState.sensor_alerts`).
 
 **Verdict** (the first that applies):
 
@@ -42,6 +44,7 @@ The span is not kept across a restart of the daemon: drift is ``unavailable`` ag
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +57,8 @@ MIN_WINDOWS = 100
 MISSING_RATE = 0.1
 FEED_RATE = 0.05
 STUCK_FACTOR = 3
+SPIKE_COUNT = 5
+SPIKE_SPAN_S = 3600.0
 VERDICTS = ("ok", "faulty", "model_stale", "sensor_problem", "data_problem")
 DRIFTS = ("stable", "moderate", "drifted", "unavailable")
 # counter columns of a block; one null count per sensor follows them
@@ -108,6 +113,7 @@ class MachineQuality:
         self.last_values = np.full(n_sensors, np.nan)
         # per sensor, ending at the newest reading: the nulls, then the readings equal to the one before them
         self.runs = np.zeros(2 * n_sensors, dtype=np.int64)
+        self.spikes: list[deque[tuple[float, int]]] = [deque(maxlen=SPIKE_COUNT) for _ in range(n_sensors)]
         self.verdict, self.drift = "ok", "unavailable"  # of the last report (the fleet gauges tally them)
 
     def _row(self, ts: float | None) -> int:
@@ -128,9 +134,13 @@ class MachineQuality:
         return max(self.cur, 0) % BLOCKS
 
     def observe(self, ts: np.ndarray, values: np.ndarray, *, duplicates: int, late: int, lost: int,
-                gaps: int) -> None:
-        """One accepted telemetry message: its applied readings (raw values, time order) and what was dropped."""
+                gaps: int, spikes: np.ndarray | None = None) -> None:
+        """One accepted telemetry message: its applied readings (raw values, time order), what was dropped, and the
+        readings the spike rule held, per sensor."""
         n = len(ts)
+        if spikes is not None and n:
+            for j in np.flatnonzero(spikes):
+                self.spikes[j].append((float(ts[-1]), int(spikes[j])))
         if n:
             self.last_ts = float(ts[-1])
             if self.drift_from is None:
@@ -183,6 +193,7 @@ class MachineQuality:
         self.drift_from = now_ts
         f = len(self.last_values)
         self.last_values, self.runs = self.last_values[idx], self.runs[[*idx, *(f + i for i in idx)]]
+        self.spikes = [self.spikes[i] for i in idx]
 
     def report(self, ref: Reference, machine_id: str, features: tuple[str, ...], alert_open: bool,
                rules: DriftSettings) -> dict[str, Any]:
@@ -192,12 +203,7 @@ class MachineQuality:
         received = readings + int(tot[DUPLICATES]) + int(tot[LATE])
         sent = messages - int(tot[REJECTED]) + int(tot[LOST])
         missing = tot[N_FIXED:] / readings if readings else np.zeros(len(features))
-        sensors: dict[str, str] = {}
-        for j in np.flatnonzero((missing >= MISSING_RATE) | (self.null_run >= ref.window)):
-            sensors[features[j]] = "missing"
-        if ref.stuck_after is not None:
-            for j in np.flatnonzero(self.repeat > ref.stuck_after):
-                sensors.setdefault(features[j], "stuck")
+        sensors = self.sensor_problems(ref, features, missing)
         out: dict[str, Any] = {
             "rejected_rate": _rate(tot[REJECTED], messages), "missing_rate": round(float(missing.max(initial=0)), 4),
             "duplicate_rate": _rate(tot[DUPLICATES], received), "late_rate": _rate(tot[LATE], received),
@@ -212,6 +218,26 @@ class MachineQuality:
         span = self.span_s()
         return {"verdict": verdict, "drift": drift, "drift_psi": None if value is None else round(value, 4),
                 "drift_windows": int(tot[WINDOWS]), "span_s": None if span is None else round(span, 1), **out}
+
+    def sensor_problems(self, ref: Reference, features: tuple[str, ...],
+                        missing: np.ndarray | None = None) -> dict[str, str]:
+        """``{sensor: "missing" | "stuck" | "spikes"}`` now (the module's rules)."""
+        if missing is None:
+            tot = self.counts.sum(axis=0)
+            readings = int(tot[READINGS])
+            missing = tot[N_FIXED:] / readings if readings else np.zeros(len(features))
+        sensors: dict[str, str] = {}
+        for j in np.flatnonzero((missing >= MISSING_RATE) | (self.null_run >= ref.window)):
+            sensors[features[j]] = "missing"
+        if ref.stuck_after is not None:
+            for j in np.flatnonzero(self.repeat > ref.stuck_after):
+                sensors.setdefault(features[j], "stuck")
+        if self.last_ts is not None:
+            since = self.last_ts - SPIKE_SPAN_S
+            for k, recent in enumerate(self.spikes):
+                if sum(n for t, n in recent if t >= since) >= SPIKE_COUNT:
+                    sensors.setdefault(features[k], "spikes")
+        return sensors
 
     def span_s(self) -> float | None:
         """Reading seconds the score counts cover (since the first reading or swap, within the kept blocks)."""

@@ -196,6 +196,8 @@ class Scorer(Upkeep):
         if applied.clock_restart:
             logger.warning("machine %s: its clock jumped back to %s; its stream restarts there", machine_id,
                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(msg.ts[0]))))
+        for alert in m.sensor_alerts(self.instance):
+            self.pub.alert(alert)
         if applied.ready is not None:
             pending[slot.name].append(applied.ready)
             self._n_pending += len(applied.ready.windows)

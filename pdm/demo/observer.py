@@ -53,6 +53,7 @@ class Episode:
     peak: float
     cleared: float | None = None  # end of the clearing window
     model_version: str = ""
+    problem: str | None = None  # a sensor alert's problem (missing, stuck, spikes); None: a machine alert
 
 
 @dataclass
@@ -71,6 +72,7 @@ class MachineView:
     scores: list[float] = field(default_factory=list)
     faults: dict[str, Fault] = field(default_factory=dict)
     episodes: dict[str, Episode] = field(default_factory=dict)
+    sensor_episodes: dict[str, Episode] = field(default_factory=dict)  # ``kind: sensor`` alerts
 
 
 @dataclass(frozen=True)
@@ -210,17 +212,22 @@ class Observer:
         top = max(a.contributions, key=lambda k: a.contributions[k])
         with self.lock:
             m = self._machine(a.machine_id)
-            ep = m.episodes.get(a.alert_id)
+            episodes = m.sensor_episodes if a.kind == "sensor" else m.episodes
+            ep = episodes.get(a.alert_id)
             if a.event == "raised":
                 if ep is None:
-                    m.episodes[a.alert_id] = Episode(a.alert_id, a.ts, top, a.score,
-                                                     model_version=a.model.version)
-                self._event(a.ts, f"[alert] {a.machine_id}: RAISED score {a.score:.3g} > {a.threshold:.3g}, "
-                                   f"top sensor {top} ({a.contributions[top]:.0%})")
+                    episodes[a.alert_id] = Episode(a.alert_id, a.ts, top, a.score, model_version=a.model.version,
+                                                   problem=a.problem)
+                if a.kind == "sensor":
+                    self._event(a.ts, f"[sensor] {a.machine_id}: {a.sensor} {a.problem} RAISED")
+                else:
+                    self._event(a.ts, f"[alert] {a.machine_id}: RAISED score {a.score:.3g} > {a.threshold:.3g}, "
+                                       f"top sensor {top} ({a.contributions[top]:.0%})")
             else:
                 if ep is not None:
                     ep.cleared, ep.peak = a.ts, max(ep.peak, a.score)
-                self._event(a.ts, f"[alert] {a.machine_id}: cleared (peak {a.score:.3g})")
+                self._event(a.ts, f"[sensor] {a.machine_id}: {a.sensor} cleared" if a.kind == "sensor"
+                            else f"[alert] {a.machine_id}: cleared (peak {a.score:.3g})")
 
     def _event(self, ts: float, text: str) -> None:
         self.events.append(f"{clock(ts)}  {text}")
@@ -230,6 +237,7 @@ class Observer:
         """Small copies for the live view: machines without their series, recent events, statuses, sim time."""
         with self.lock:
             rows = [MachineView(m.machine_id, m.machine_type, m.state, m.score, m.threshold, m.model, m.last_ts,
-                                m.readings, faults=dict(m.faults), episodes=dict(m.episodes))
+                                m.readings, faults=dict(m.faults), episodes=dict(m.episodes),
+                                sensor_episodes=dict(m.sensor_episodes))
                     for m in sorted(self.machines.values(), key=lambda v: v.machine_id)]
             return Snapshot(rows, list(self.events), self.events_total, dict(self.statuses), self.sim_now)

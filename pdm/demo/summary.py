@@ -7,7 +7,7 @@ clearing window's end (or to the end of the run for an alert still open).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +26,16 @@ class FaultRow:
     kind: str  # machine | sensor
     detected: bool
     delay_s: float | None
-    top_sensor: str | None  # of the first alert that caught it
+    top_sensor: str | None  # of the first alert that caught it (a sensor fault: the sensor its alert named)
+    alerts: int = 0  # alerts raised during it (machine alerts for a machine fault, sensor alerts for a sensor fault)
 
 
 @dataclass(frozen=True)
 class DemoVerdict:
     report: Report
     faults: list[FaultRow]
-    false_alarms: list[str]  # alert ids overlapping no fault
+    false_alarms: list[str]  # machine alert ids overlapping no fault
+    false_sensor_alerts: list[str] = field(default_factory=list)  # sensor alert ids overlapping no sensor fault
 
     @property
     def machine_faults_detected(self) -> bool:
@@ -41,20 +43,22 @@ class DemoVerdict:
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.report.to_dict(), "faults": [r.__dict__ for r in self.faults],
-                "false_alarms": self.false_alarms}
+                "false_alarms": self.false_alarms, "false_sensor_alerts": self.false_sensor_alerts}
 
     def print(self) -> None:
         r = self.report
         print("\ninjected faults against raised alerts (rules: pdm.evaluation)")
-        print(f"  {'machine':16s} {'fault':14s} {'kind':8s} {'detected':9s} {'delay':>8s}  top sensor")
+        print(f"  {'machine':16s} {'fault':14s} {'kind':8s} {'detected':9s} {'delay':>8s} {'alerts':>6s}  top sensor")
         for f in self.faults:
             delay = f"{f.delay_s:.0f} s" if f.delay_s is not None else "-"
             print(f"  {f.machine_id:16s} {f.fault:14s} {f.kind:8s} {'yes' if f.detected else 'MISSED':9s} "
-                  f"{delay:>8s}  {f.top_sensor or '-'}")
+                  f"{delay:>8s} {f.alerts:6d}  {f.top_sensor or '-'}")
         median = f"{r.median_delay_s:.0f} s" if r.median_delay_s is not None else "-"
-        print(f"machine faults detected {r.detected}/{r.faults}, median delay {median}; sensor faults caught "
-              f"{r.sensor_detected}/{r.sensor_faults}; false alarms {r.false_alarms} "
-              f"({r.false_alarms_per_machine_day:.2f} per machine-day over {r.machine_days:.2f} machine-days)")
+        sensor = [f for f in self.faults if f.kind == "sensor"]
+        print(f"machine faults detected {r.detected}/{r.faults}, median delay {median}; sensor faults caught by "
+              f"sensor alerts {sum(f.detected for f in sensor)}/{len(sensor)}; false alarms {r.false_alarms} "
+              f"({r.false_alarms_per_machine_day:.2f} per machine-day over {r.machine_days:.2f} machine-days); "
+              f"false sensor alerts {len(self.false_sensor_alerts)}")
 
 
 def _alarm(m: MachineView, ts: np.ndarray) -> np.ndarray:
@@ -74,6 +78,7 @@ def judge(observer: Observer, grace_s: float) -> DemoVerdict:
     results: list[MachineResult] = []
     rows: list[FaultRow] = []
     false_alarms: list[str] = []
+    false_sensor: list[str] = []
     with observer.lock:
         machines = sorted(observer.machines.values(), key=lambda m: m.machine_id)
         for m in machines:
@@ -86,16 +91,26 @@ def judge(observer: Observer, grace_s: float) -> DemoVerdict:
             res = evaluate_machine(m.machine_id, ts, _alarm(m, ts), spans, grace_s)
             results.append(res)
             for ev in res.events:
-                first = [e for e in m.episodes.values() if e.raised <= ev.fault.end + grace_s
-                         and (e.cleared is None or e.cleared >= ev.fault.start)]
+                f = ev.fault
+                episodes = m.sensor_episodes if f.sensor_fault else m.episodes
+                first = [e for e in episodes.values() if e.raised <= f.end + grace_s
+                         and (e.cleared is None or e.cleared >= f.start)]
                 top = min(first, key=lambda e: e.raised).top_sensor if first else None
-                rows.append(FaultRow(m.machine_id, ev.fault.kind, "sensor" if ev.fault.sensor_fault else "machine",
-                                     ev.detected, ev.delay_s, top))
+                if f.sensor_fault:  # caught by a sensor alert, not by a machine alert
+                    delay = max(0.0, min(e.raised for e in first) - f.start) if first else None
+                    rows.append(FaultRow(m.machine_id, f.kind, "sensor", bool(first), delay, top, len(first)))
+                else:
+                    rows.append(FaultRow(m.machine_id, f.kind, "machine", ev.detected, ev.delay_s, top, len(first)))
+            end_of_run = float(ts[-1])
             for e in m.episodes.values():
-                end = e.cleared if e.cleared is not None else float(ts[-1])
+                end = e.cleared if e.cleared is not None else end_of_run
                 if not any(e.raised <= f.end + grace_s and end >= f.start for f in spans):
                     false_alarms.append(e.alert_id)
-    return DemoVerdict(summarise(results), rows, sorted(false_alarms))
+            for e in m.sensor_episodes.values():
+                end = e.cleared if e.cleared is not None else end_of_run
+                if not any(e.raised <= f.end + grace_s and end >= f.start for f in spans if f.sensor_fault):
+                    false_sensor.append(e.alert_id)
+    return DemoVerdict(summarise(results), rows, sorted(false_alarms), sorted(false_sensor))
 
 
 def _frames(m: MachineView, threshold: float) -> tuple[pd.DataFrame, pd.DataFrame]:
