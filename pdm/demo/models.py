@@ -33,7 +33,7 @@ def training_commands(machine_type: str, models_dir: Path, data_dir: Path) -> li
         [sys.executable, "-m", "simulators.fleet", "--mix", f"{machine_type}={TRAIN_MACHINES}", "--duration",
          TRAIN_DURATION, "--normal-only", "--seed", str(DATA_SEED[machine_type]), "--out", str(data)],
         [sys.executable, "-m", "pdm", "train", "--data", str(data), "--out", str(models_dir / machine_type),
-         "--features", FEATURES, "--max-train-windows", "10000", "--epochs", "30", "--seed", "0"],
+         "--features", FEATURES, "--seed", "0"],
     ]
 
 

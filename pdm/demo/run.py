@@ -52,6 +52,7 @@ class DemoPlan:
         "machine=pump-002,type=spike,start=1h30m,duration=1h,sensor=temperature",
     )
     seed: int = 7
+    start_hour_utc: float = 12.0  # the simulated clock starts at this time of day (`demo_start`)
     broker_kind: str = "auto"
     interactive: bool | None = None  # None: when stdout is a terminal
     grace_s: float = 128.0  # 2 x window x period, as `pdm evaluate`
@@ -143,10 +144,12 @@ def run_demo(plan: DemoPlan) -> DemoVerdict:
         _wait("the daemon's online status", lambda: observer.snapshot().statuses.get("scorer/scorer-0") == "online",
               120.0, procs, ("daemon",))
         sims = []
+        sim_start = demo_start(time.time(), plan.start_hour_utc)
         for machine_type, count in plan.mix:  # one simulator per type: each type's machines are its model's own
             sim_args = ["-m", "simulators.fleet", "--mix", f"{machine_type}={count}", "--broker", broker.url,
                         "--speed", f"{plan.speed:g}", "--duration", f"{plan.hours:g}h", "--fault-rate", "0",
                         "--seed", str(DATA_SEED[machine_type]), "--noise-seed", str(plan.seed),
+                        "--start", f"{sim_start:.0f}",
                         "--instance", f"simulator-{machine_type}", "--mqtt-version", str(broker.mqtt_version),
                         "--quiet"]
             for spec in plan.faults:
@@ -189,11 +192,26 @@ def run_demo(plan: DemoPlan) -> DemoVerdict:
         broker.stop()
 
 
+def demo_start(now: float, hour_utc: float) -> float:
+    """The simulated clock's start: the latest ``hour_utc`` o'clock (UTC) before ``now``, so that every run sees the
+    same time of day (the simulated ambient temperature follows it, and with it how far an overheating stands out)
+    whenever the demo is started.
+
+    >>> demo_start(1795442400.0, 12.0)  # 2026-11-23 14:00 UTC -> 12:00 the same day
+    1795435200.0
+    >>> demo_start(1795399200.0, 12.0)  # 02:00 UTC -> 12:00 the day before
+    1795348800.0
+    """
+    day = now - now % 86_400.0
+    start = day + hour_utc * 3600.0
+    return start if start <= now else start - 86_400.0
+
+
 def _clock_skew(plan: DemoPlan) -> float:
-    """The daemon's ``--max-clock-skew`` for the demo: the simulators start at the wall clock and run ``speed`` x
-    faster, so their last readings are about ``hours`` ahead of it; the default (1 day) unless the run is longer,
-    then its length plus an hour."""
-    return max(86_400.0, plan.hours * 3600.0 + 3600.0)
+    """The daemon's ``--max-clock-skew`` for the demo: the simulators start up to a day before the wall clock (the
+    same time of day every run) and run ``speed`` x faster, so their readings lie within a day behind it to
+    ``hours`` ahead of it: a day, plus the run's length and an hour."""
+    return 86_400.0 + plan.hours * 3600.0 + 3600.0
 
 
 def _caught_up(observer: Observer) -> bool:

@@ -23,7 +23,6 @@ sampling period; no window spans two segments, and the alarm state restarts with
 from __future__ import annotations
 
 import inspect
-import itertools
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -36,7 +35,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from pdm.detectors.alarm import AlarmRule, AlarmTracker
-from pdm.detectors.calibration import Threshold, ThresholdMethod
+from pdm.detectors.calibration import Piece, Threshold, ThresholdMethod, alarm_statistic, split_history
 from pdm.detectors.config import FeatureInfo, feature_infos, runtime_versions
 from pdm.detectors.drift import CalibrationSummary
 from pdm.detectors.frames import (
@@ -65,8 +64,6 @@ Progress = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, figur
 MIN_CALIBRATION_WINDOWS = 100
 MIN_MACHINE_CALIBRATION = 2_000  # alarm-statistic values a machine needs for a threshold of its own
 MACHINE_THRESHOLD_FLOOR = 0.5  # a machine's own threshold is at least this share of the fleet's
-CALIBRATION_PARTS = 5  # the held-back share is spread over at most this many parts of each frame
-Piece = tuple[int, int, int, int]  # rows [fit_start, fit_end) fit, [cal_start, cal_end) calibrate
 
 
 class Detector(ABC):
@@ -535,48 +532,6 @@ class Detector(ABC):
     def feature_infos(self) -> list[FeatureInfo]:
         self._check_fitted()
         return feature_infos(self.features_, dict(self.units or {}))
-
-
-def split_history(n_rows: int, fraction: float, window: int) -> list[Piece]:
-    """Cut a frame of ``n_rows`` into up to `CALIBRATION_PARTS` consecutive parts (each at least 20 windows long,
-    or 200 rows) and hold back the last ``fraction`` of every part for calibration, so that the calibration set
-    spans the whole history (its regimes, its days) instead of only its tail.
-
-    >>> split_history(1000, 0.2, 10)
-    [(0, 160, 160, 200), (200, 360, 360, 400), (400, 560, 560, 600), (600, 760, 760, 800), (800, 960, 960, 1000)]
-    >>> split_history(300, 0.2, 16)
-    [(0, 240, 240, 300)]
-    """
-    n_parts = max(1, min(CALIBRATION_PARTS, n_rows // max(20 * window, 200)))
-    bounds = np.linspace(0, n_rows, n_parts + 1).round().astype(int).tolist()
-    out = []
-    for a, b in itertools.pairwise(bounds):
-        cut = a + round((b - a) * (1 - fraction))
-        out.append((a, cut, cut, b))
-    return out
-
-
-def alarm_statistic(scores: np.ndarray, k: int, n: int) -> np.ndarray:
-    """The ``k``-th largest of each run of ``n`` consecutive window scores.
-
-    The alarm rule raises exactly when this statistic exceeds the threshold, so calibrating the threshold on it
-    controls how often normal data meets the raise condition; bursts shorter than ``k`` windows (load changes,
-    starts and stops) no longer set the threshold. A segment shorter than ``n`` windows (a short history's
-    calibration pieces) gives its window scores themselves: the statistic can be no larger, so the threshold errs
-    on the safe side.
-
-    >>> alarm_statistic(np.array([5.0, 1.0, 4.0, 2.0, 3.0]), k=2, n=3).tolist()
-    [4.0, 2.0, 3.0]
-    >>> alarm_statistic(np.array([5.0, 1.0]), k=1, n=3).tolist()
-    [5.0, 1.0]
-    """
-    if len(scores) < n:
-        return np.asarray(scores, dtype=np.float64)
-    width = n
-    view = np.lib.stride_tricks.sliding_window_view(scores, width)
-    chunk = max(1, 2_000_000 // width)  # np.partition copies: bound the memory
-    return np.concatenate([np.partition(view[i : i + chunk], width - k, axis=1)[:, width - k]
-                           for i in range(0, len(view), chunk)])
 
 
 def shares(errors: np.ndarray) -> np.ndarray:

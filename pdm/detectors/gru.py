@@ -76,8 +76,8 @@ class GRUAutoencoderDetector(Detector):
     ``latent`` [16] sizes; ``layers`` [1] recurrent layers in encoder and decoder; ``dropout`` [0.0];
     ``input_noise`` [0.0] standard deviation of Gaussian noise on the scaled inputs in training (a denoising
     autoencoder); ``center_windows`` [True] the autoencoder sees windows without their means (module docstring);
-    ``envelope`` [True] also scores leaving each sensor's training range, weighed by ``envelope_weight`` [4.0];
-    ``relations_weight`` [4.0] weight of each sensor's squared departure from what the other sensors predict (0
+    ``envelope`` [True] also scores leaving each sensor's training range, weighed by ``envelope_weight`` [8.0];
+    ``relations_weight`` [8.0] weight of each sensor's squared departure from what the other sensors predict (0
     turns the term off); ``despike`` [True] holds single-reading spikes as missing (`pdm.detectors.spikes`: a
     broken sensor must not make a minute of windows look like a machine fault); ``score_reduction`` ["mean"] sums
     the sensors' terms, "max" takes the largest;
@@ -104,8 +104,8 @@ class GRUAutoencoderDetector(Detector):
         input_noise: float = 0.0,
         center_windows: bool = True,
         envelope: bool = True,
-        envelope_weight: float = 4.0,
-        relations_weight: float = 4.0,
+        envelope_weight: float = 8.0,
+        relations_weight: float = 8.0,
         score_reduction: Literal["mean", "max"] = "mean",
         cell: Literal["gru", "lstm"] = "gru",
         epochs: int = 50,

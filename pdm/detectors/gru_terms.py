@@ -17,7 +17,7 @@ Each sensor ``j`` of a window gets three terms, all in the units of that sensor'
 
 The window score is the sum over sensors; each sensor's share of it is its contribution, so the blame lands on
 the sensor that behaves unusually for itself. A level or relation excess of ``d`` scaled units adds
-``weight x d**2``: with the default weight 4, a sensor half a scaled unit beyond its widened range counts as much
+``weight x d**2``: with the default weight 8, a sensor 0.35 scaled units beyond its widened range counts as much
 as the rarest dynamics of the training data.
 
 Models saved before these terms (``envelope.json`` without ``error_scale``) score as they were saved: the mean

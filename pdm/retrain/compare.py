@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pdm.detectors.base import Detector, alarm_statistic
+from pdm.detectors.base import Detector
+from pdm.detectors.calibration import alarm_statistic
 from pdm.detectors.frames import segment_bounds
 from pdm.evaluation import FaultSpan, evaluate_machine, summarise
 from pdm.retrain.challenger import as_input
