@@ -25,8 +25,8 @@ primary ones.
 >>> alarm_episodes(ts, alarm)
 [(1.0, 1.0), (5.0, 6.0)]
 >>> r = evaluate_machine("m", ts, alarm, [FaultSpan(4.0, 5.5, "leak")], grace_s=1.0)
->>> [(e.detected, e.delay_s) for e in r.events], r.false_alarms
-([(True, 1.0)], 1)
+>>> [(e.detected, e.delay_s, e.episodes) for e in r.events], r.false_alarms
+([(True, 1.0, 1)], 1)
 >>> r.counts   # rows 4 and 5 are in the fault; 5 is alarmed; 1 and 6 are alarmed outside it
 (1, 2, 1, 4)
 """
@@ -59,6 +59,7 @@ class EventResult:
     fault: FaultSpan
     detected: bool
     delay_s: float | None
+    episodes: int = 0  # alarm episodes overlapping it (one fault, one alert: 1)
 
 
 @dataclass
@@ -137,7 +138,7 @@ def evaluate_machine(machine_id: str, ts: Sequence[float] | np.ndarray, alarm: S
         first = min(hits) if hits else None
         # the first alarmed timestamp inside the interval
         delay = None if first is None else float(first - fault.start)
-        result.events.append(EventResult(fault, first is not None, delay))
+        result.events.append(EventResult(fault, first is not None, delay, len(hits)))
     for s, e in episodes:
         if not any(s <= f.end + grace_s and e >= f.start for f in faults):
             result.false_alarms += 1
@@ -194,6 +195,7 @@ class Report:
     detected: int
     delays_s: tuple[float, ...]
     by_type: dict[str, tuple[int, int]]  # type -> (detected, total)
+    alerts_per_fault: tuple[int, ...]  # per detected machine fault, the alarm episodes overlapping it
     sensor_faults: int
     sensor_detected: int
     false_alarms: int
@@ -219,6 +221,11 @@ class Report:
         return float(np.median(self.delays_s)) if self.delays_s else None
 
     @property
+    def alerts_per_detected_fault(self) -> float:
+        """Mean alarm episodes per detected machine fault: 1 when one fault pages the operator once."""
+        return float(np.mean(self.alerts_per_fault)) if self.alerts_per_fault else float("nan")
+
+    @property
     def precision(self) -> float:
         return _ratio(self.tp, self.tp + self.fp)
 
@@ -241,7 +248,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         keys = ["machines", "machine_days", "faults", "detected", "event_recall", "mean_delay_s", "median_delay_s",
-                "false_alarms", "false_alarms_per_machine_day", "sensor_faults", "sensor_detected", "precision",
+                "false_alarms", "false_alarms_per_machine_day", "alerts_per_detected_fault", "sensor_faults", "sensor_detected", "precision",
                 "recall", "f1", "false_alarm_rate", "missed_alarm_rate", "tp", "fp", "fn", "tn"]
         out = {k: getattr(self, k) for k in keys}
         out["by_type"] = {k: {"detected": d, "faults": n} for k, (d, n) in sorted(self.by_type.items())}
@@ -264,6 +271,7 @@ def summarise(results: Sequence[MachineResult]) -> Report:
         detected=sum(e.detected for e in machine_events),
         delays_s=tuple(e.delay_s for e in machine_events if e.delay_s is not None),
         by_type=by_type,
+        alerts_per_fault=tuple(e.episodes for e in machine_events if e.detected),
         sensor_faults=len(sensor_events),
         sensor_detected=sum(e.detected for e in sensor_events),
         false_alarms=sum(r.false_alarms for r in results),

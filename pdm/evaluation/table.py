@@ -21,6 +21,7 @@ ROWS: list[tuple[str, Callable[[Report], str]]] = [
     ("median detection delay (s)", lambda r: _fmt(r.median_delay_s, ".0f")),
     ("false alarms", lambda r: str(r.false_alarms)),
     ("false alarms per machine-day", lambda r: _fmt(r.false_alarms_per_machine_day, ".2f")),
+    ("alerts per detected fault", lambda r: _fmt(r.alerts_per_detected_fault, ".2f")),
     ("sensor faults caught", lambda r: f"{r.sensor_detected}/{r.sensor_faults}"),
     ("pointwise precision", lambda r: _fmt(r.precision)),
     ("pointwise recall", lambda r: _fmt(r.recall)),

@@ -102,3 +102,14 @@ def test_missing_labels_of_any_dtype_are_normal() -> None:
     assert [(s.start, s.end) for s in label_spans(ts, np.array([np.nan, np.nan, 1.0], dtype=np.float32))] == [
         (2.0, 2.0)]
     assert label_spans(ts, pd.array([pd.NA, pd.NA, pd.NA], dtype="boolean")) == []
+
+
+def test_alerts_per_detected_fault_counts_the_episodes_that_overlap_each_one() -> None:
+    ts = np.arange(20.0)
+    alarm = np.zeros(20, dtype=bool)
+    alarm[[2, 3, 6, 7]] = True  # fault A (1..8): two episodes, 2-3 and 6-7
+    alarm[[14, 15]] = True  # fault B (12..16): one episode
+    faults = [FaultSpan(1.0, 8.0, "leak"), FaultSpan(12.0, 16.0, "imbalance"), FaultSpan(18.0, 19.0, "leak")]
+    r = summarise([evaluate_machine("m", ts, alarm, faults, grace_s=0.0)])
+    assert r.detected == 2 and r.alerts_per_fault == (2, 1)  # the missed third fault does not count
+    assert r.alerts_per_detected_fault == 1.5
