@@ -137,3 +137,20 @@ def test_hysteresis_and_the_quiet_span_keep_one_fault_one_alarm() -> None:
     assert len(alarm_episodes(ts, merged)) == 1
     split = AlarmRule(k=5, n=10, m=5).apply_scores(scores, 1.0)
     assert len(alarm_episodes(ts, split)) == 3
+
+
+def test_a_model_saved_before_the_new_score_loads_and_scores_as_it_was_saved() -> None:
+    # models/pump keeps its first version (2026-11-23), saved before per-sensor error levels and centred windows
+    root = Path(__file__).resolve().parents[2] / "models" / "pump"
+    legacy = Detector.load(root / "20261123T115141Z")
+    assert isinstance(legacy, GRUAutoencoderDetector)
+    assert legacy.terms_.legacy and not legacy.center_windows and legacy.relations_ is not None
+    assert legacy.relations_.reference is not None and legacy.alarm_rule.clear_ratio == 1.0
+    frame = normal_fleet(1, 600, seed=5)[MACHINE]
+    scores = legacy.score(frame.assign(temperature=frame.temperature - 20.0), machine_id="pump-001").dropna()
+    assert len(scores) == 600 - legacy.window_length + 1 and np.isfinite(scores).all()
+    # the old score: the mean over sensors of reconstruction error + envelope excess + relations_weight x reference
+    # x relations excess, all >= 0; a window at -50 scaled units is (low + 50)^2 beyond each sensor's envelope
+    errors = legacy._window_errors(np.full((1, legacy.window_length, 3), -50.0, dtype=np.float32))
+    envelope_only = float(np.mean((np.asarray(legacy.terms_.low) + 50.0) ** 2))
+    assert float(legacy._aggregate(errors)[0]) >= envelope_only > 1000.0
