@@ -248,8 +248,9 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         keys = ["machines", "machine_days", "faults", "detected", "event_recall", "mean_delay_s", "median_delay_s",
-                "false_alarms", "false_alarms_per_machine_day", "alerts_per_detected_fault", "sensor_faults", "sensor_detected", "precision",
-                "recall", "f1", "false_alarm_rate", "missed_alarm_rate", "tp", "fp", "fn", "tn"]
+                "false_alarms", "false_alarms_per_machine_day", "alerts_per_detected_fault", "sensor_faults",
+                "sensor_detected", "precision", "recall", "f1", "false_alarm_rate", "missed_alarm_rate",
+                "tp", "fp", "fn", "tn"]
         out = {k: getattr(self, k) for k in keys}
         out["by_type"] = {k: {"detected": d, "faults": n} for k, (d, n) in sorted(self.by_type.items())}
         return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in out.items()}

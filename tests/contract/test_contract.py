@@ -79,12 +79,17 @@ def test_each_contract_example_validates(topic: str, payload: str) -> None:
 
 def test_the_documented_examples_in_the_project_copy_validate() -> None:
     blocks = re.findall(r"```json\n(.*?)```", DOC.read_text(), flags=re.S)
-    kinds = ["telemetry", "telemetry", "truth", "maintenance", "alerts", "state", "status"]
+    kinds = ["telemetry", "telemetry", "truth", "maintenance", "alerts", "state", "status", "alerts"]
     assert len(blocks) == len(kinds)
+    parsed = []
     for kind, block in zip(kinds, blocks, strict=True):
         text = block.replace(", ...]", "]")
         info = "status/scorer/scorer-0" if kind == "status" else f"{kind}/pump-007"
-        assert contract.parse_message(T, f"pdm/v1/{info}", text) is not None
+        parsed.append(contract.parse_message(T, f"pdm/v1/{info}", text))
+        assert parsed[-1] is not None
+    machine_alert, sensor_alert = parsed[4], parsed[7]
+    assert (machine_alert.kind, machine_alert.sensor) == ("machine", None)
+    assert (sensor_alert.kind, sensor_alert.sensor, sensor_alert.problem) == ("sensor", "temperature", "spikes")
 
 
 @pytest.mark.skipif(not SHARED.is_file(), reason="../shared/mqtt-contract.md is not beside the repository")

@@ -249,7 +249,8 @@ def training_frame() -> pd.DataFrame:
 
 def calibration_tail(machine_id: str, fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
     """The readings of ``machine_id`` that `models_dir`'s model held back to calibrate on (the held-back part of
-    every piece, cut as `pdm.detectors.calibration.split_history` cuts them), one after the other on a clock that goes on
+    every piece, cut as `pdm.detectors.calibration.split_history` cuts them), one after the other on a clock that
+    goes on
     at the training period from the last piece's start."""
     from pdm.detectors.calibration import split_history
 
