@@ -16,6 +16,26 @@ from pdm.io import read_frames
 MACHINE_COLUMN = "machine_id"
 
 
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: X)" to a flag's help only where it says something: not for a default of None, nor where
+    the help already names its default.
+
+    >>> p = argparse.ArgumentParser(prog="x", formatter_class=DefaultsFormatter)
+    >>> _ = p.add_argument("--a", default=None, help="first (default: detected)")
+    >>> _ = p.add_argument("--b", default=3, help="second")
+    >>> _ = p.add_argument("--c", help="third")
+    >>> text = p.format_help()
+    >>> "detected) (default" in text, "(default: 3)" in text, "(default: None)" in text
+    (False, True, False)
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default is None or action.default is argparse.SUPPRESS or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def add_model_and_data(p: argparse.ArgumentParser) -> None:
     """The --model, --data and --machine-id options of the commands that read a saved model and data."""
     p.add_argument("--model", type=Path, required=True, help="model name directory or version directory")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pdm.commands.common import DefaultsFormatter
+
 QUICK_FAULTS = (
     "machine=pump-001,type=imbalance,start=1h,duration=2h,severity=1",
     "machine=compressor-001,type=overheating,start=1h30m,duration=2h,severity=1",
@@ -24,7 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        "missing), and the fleet simulator with injected faults at --speed x real time; show "
                        "machines, states, scores and alerts live; then judge the alerts against the injected "
                        "faults and write a PNG report. Ctrl-C stops everything cleanly.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=DefaultsFormatter)
     p.add_argument("--out", type=Path, default=Path("build/demo"), help="output directory (logs, report, summary)")
     p.add_argument("--models-dir", type=Path, default=Path("models"), help="one model per machine type")
     p.add_argument("--hours", type=float, default=7.0, help="simulated hours")

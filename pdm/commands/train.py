@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from pdm.commands.common import load_data, parse_features
+from pdm.commands.common import DefaultsFormatter, load_data, parse_features
 from pdm.commands.hyper import add_hyper_arguments, hyper_values
 
 
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Train the GRU autoencoder (or, with --detector pca, PCA with Hotelling's T² and Q) on normal "
         "data, calibrate its threshold on held-back parts of each file (no labels needed), fit the robust z-score "
         "baseline alongside, write a new version under OUT and make it current. GRU-only flags are ignored for pca.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument("--data", type=Path, action="append", required=True, metavar="PATH",
                    help="CSV or Parquet file; repeat for several machines (one file each, named by machine id) or "

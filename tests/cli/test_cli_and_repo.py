@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,15 @@ def test_help_lists_subcommands() -> None:
     assert result.returncode == 0
     for command in ("train", "score", "evaluate", "info", "demo"):
         assert command in result.stdout
+
+
+def test_every_commands_help_names_each_default_once_and_never_none() -> None:
+    for command in ("train", "score", "evaluate", "info", "demo", "serve", "record", "retrain", "models"):
+        result = pdm(command, "--help")
+        assert result.returncode == 0, (command, result.stderr)
+        text = " ".join(result.stdout.split())
+        assert "(default: None)" not in text, command
+        assert re.search(r"\(default: [^)]*\) \(default:", text) is None, command
 
 
 def test_info_verifies_and_summarises_a_model(zscore: RobustZScoreDetector, tmp_path: Path) -> None:
