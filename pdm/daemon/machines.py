@@ -22,6 +22,9 @@ batch path's. The daemon's own rules are here:
 Each message also feeds the machine's drift and data-quality span (`pdm.daemon.quality`). The machine changes
 itself: the scoring loop calls its methods and hands the messages it builds (alerts, states, scores) to the
 publisher. A model swap (hot reload) moves it to the new version with `MachineState.rebase`.
+
+Size: about 350 lines, one machine's whole state machine (stream, alarm episode, sensor alerts, publishing
+bookkeeping) kept together so that every change to it is in one place.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ call in their own (``machine_error``: the other machines' windows are scored), a
 contributions are not finite is never fed to the alarm rule (``non_finite_score``). Each failure is counted
 (``pdm_errors_total{where}``, ``pdm_windows_failed_total{reason}``) and logged rate-limited; the loop goes on and
 the messages are acknowledged. Housekeeping (`pdm.daemon.upkeep`) contains its own.
+
+Size: a little over 300 lines, because every failure path of the loop is written out where it is contained.
 """
 
 from __future__ import annotations

@@ -18,13 +18,16 @@ Public methods validate their input and call the subclass's ``_fit_core`` / ``_w
 
 A *segment* is a run of readings with no gap larger than ``max_gap_factor`` times the training data's median
 sampling period; no window spans two segments, and the alarm state restarts with each segment.
+
+Size: about 400 lines, most of them the contract itself (the parameters every detector shares, the public
+entry points and the accessors a streaming service reads); the fit pipeline is `pdm.detectors.fitting`, saving
+and loading `pdm.detectors.persist`, streaming `pdm.detectors.stream`.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -35,24 +38,21 @@ import pandas as pd
 from pydantic import ValidationError
 
 from pdm.detectors.alarm import AlarmRule, AlarmTracker
-from pdm.detectors.calibration import Piece, Threshold, ThresholdMethod, alarm_statistic, split_history
+from pdm.detectors.calibration import Threshold, ThresholdMethod
 from pdm.detectors.config import FeatureInfo, feature_infos, runtime_versions
 from pdm.detectors.drift import CalibrationSummary
+from pdm.detectors.fitting import fit_detector
 from pdm.detectors.frames import (
     PreparedFrame,
     fill_missing,
-    find_timestamp_column,
     machine_positions,
-    median_period,
-    numeric_columns,
     prepare_frame,
     segment_bounds,
     sliding_windows,
-    split_by_machine,
 )
 from pdm.detectors.persist import load_detector, save_detector
 from pdm.detectors.scaling import Scaler, ScalingMode
-from pdm.detectors.spikes import SpikeFilter, step_limits
+from pdm.detectors.spikes import SpikeFilter
 from pdm.detectors.stream import WindowStream
 from pdm.errors import DataError, NotFittedError
 from pdm.saving import VersionDir, WriteFiles
@@ -61,9 +61,6 @@ logger = logging.getLogger(__name__)
 
 Frames = pd.DataFrame | Sequence[pd.DataFrame] | Mapping[str, pd.DataFrame]
 Progress = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, figures) after each epoch
-MIN_CALIBRATION_WINDOWS = 100
-MIN_MACHINE_CALIBRATION = 2_000  # alarm-statistic values a machine needs for a threshold of its own
-MACHINE_THRESHOLD_FLOOR = 0.5  # a machine's own threshold is at least this share of the fleet's
 
 
 class Detector(ABC):
@@ -77,6 +74,17 @@ class Detector(ABC):
     }
     required_files: ClassVar[tuple[str, ...]] = ()  # files of its own a saved version must hold (`_save_core`)
     version_dir_: Path  # the version directory it was last saved as or loaded from
+    # fitted state, set by `pdm.detectors.fitting.fit_detector` or by loading (`pdm.detectors.persist`)
+    features_: list[str]
+    scaler_: Scaler
+    period_s_: float
+    threshold_: Threshold
+    machine_thresholds_: dict[str, Threshold]
+    alarm_rule_: AlarmRule
+    spike_limits_: np.ndarray | None
+    calibration_summary_: CalibrationSummary | None
+    training_summary_: dict[str, Any]
+    evaluation_: dict[str, Any]
 
     def __init__(
         self,
@@ -197,94 +205,7 @@ class Detector(ABC):
         """Learn normal behaviour; see the module docstring. ``progress(epoch, epochs, figures)`` is called after
         each training epoch. Returns ``self``."""
         self._check_params()
-        started = time.monotonic()
-        pairs = split_by_machine(frames, self.machine_column)
-        first = pairs[0][1]
-        ts_col = find_timestamp_column(first, self.timestamp_column)
-        features = list(self.features) if self.features else numeric_columns(first, [ts_col, self.machine_column])
-        if not features:
-            raise DataError(f"no numeric sensor columns found in {list(map(str, first.columns))}: expected at least"
-                            " one (name them with features=...)")
-        prepared = [prepare_frame(df, features, timestamp_column=self.timestamp_column, machine_id=m)
-                    for m, df in pairs]
-        period = median_period(p.ts for p in prepared)
-        max_gap = self.max_gap_factor * period
-        window = self.window_length
-        parts = [split_history(len(p.ts), self.calibration_fraction, window) for p in prepared]
-        by_machine: dict[str, list[np.ndarray]] = {}
-        for p, pieces in zip(prepared, parts, strict=True):
-            by_machine.setdefault(p.machine_id, []).extend(p.values[a:b] for a, b, _, _ in pieces)
-        scaler = Scaler.fit({m: np.concatenate(v) for m, v in by_machine.items()}, self.scaling)
-        self.spike_limits_ = None
-        if self.despike:
-            raw = [scaler.transform(p.values[a:b][s:e], p.machine_id) for p, pieces in zip(prepared, parts, strict=True)
-                   for a, b, _, _ in pieces for s, e in segment_bounds(p.ts[a:b], max_gap)]
-            self.spike_limits_ = step_limits(raw)
-        fit_segments = [s for p, pieces in zip(prepared, parts, strict=True) for a, b, _, _ in pieces
-                        for s in self._segments(p, scaler, max_gap, a, b)]
-        if not fit_segments:
-            longest = max(len(p.ts) for p in prepared)
-            raise DataError(f"too few rows: found at most {longest} rows per frame ({1 - self.calibration_fraction:.0%}"
-                            f" used for fitting) without a gap, expected at least window={window} rows")
-        figures = self._fit_core(fit_segments, progress)
-        cal_segments, cal_owners, overlap = self._calibration_segments(prepared, parts, scaler, max_gap)
-        cal_errors = self._sensor_errors(cal_segments)
-        per_segment = [self._aggregate(e) for e in cal_errors]
-        by_owner: dict[str, list[np.ndarray]] = {}
-        for owner, seg_scores in zip(cal_owners, per_segment, strict=True):
-            by_owner.setdefault(owner, []).append(seg_scores)
-        cal_scores = np.concatenate(per_segment) if per_segment else np.array([])
-        stats = [alarm_statistic(s, self.alarm_k, self.alarm_n) for s in per_segment]
-        statistic = np.concatenate(stats)
-        if len(statistic) == 0:
-            raise DataError(f"too few rows to calibrate: every held-back segment has fewer than alarm_k={self.alarm_k}"
-                            " windows; give more history or a smaller alarm_k")
-        threshold = Threshold.fit(statistic, method=self.threshold_method, target_rate=self.target_false_alarm_rate)
-        machine_thresholds = self._machine_thresholds(cal_owners, stats, threshold)
-        warnings = []
-        if overlap:
-            warnings.append(f"short history: calibration windows overlap the fitting data ({len(cal_scores)} "
-                            "windows); the threshold may be optimistic")
-        fallback = threshold.params.get("fallback")
-        if fallback == "quantile":
-            warnings.append("peaks-over-threshold fell back to the empirical quantile: "
-                            f"{threshold.params.get('reason', 'no fit')}")
-        elif fallback == "exponential_tail":
-            warnings.append(f"few calibration values ({threshold.n_calibration}) for a target of "
-                            f"{threshold.target_rate:g}: the threshold is extrapolated with an exponential tail "
-                            "(on the safe side); more history gives a tighter one")
-        constant = [features[i] for i in scaler.constant_columns()]
-        if constant:
-            warnings.append(f"constant in training (any change will stand out): {constant}")
-        warnings += self._fit_warnings(features)
-        for w in warnings:
-            logger.warning("%s: %s", type(self).__name__, w)
-        self.features_ = features
-        self.scaler_ = scaler
-        self.period_s_ = period
-        self.threshold_ = threshold
-        self.machine_thresholds_ = machine_thresholds
-        self.alarm_rule_ = AlarmRule(k=self.alarm_k, n=self.alarm_n, m=self.alarm_m, clear_ratio=self.alarm_clear)
-        self.calibration_summary_: CalibrationSummary | None = CalibrationSummary.fit(by_owner,
-                                                                                      [p.values for p in prepared])
-        self.training_summary_: dict[str, Any] = {
-            "frames": len(prepared),
-            "machines": sorted(by_machine),
-            "rows": int(sum(len(p.ts) for p in prepared)),
-            "rows_fitting": int(sum(b - a for pieces in parts for a, b, _, _ in pieces)),
-            "rows_calibration": int(sum(d - c for pieces in parts for _, _, c, d in pieces)),
-            "calibration_parts": int(sum(len(pieces) for pieces in parts)),
-            "machine_thresholds": {m: t.value for m, t in sorted(machine_thresholds.items())},
-            "time_span": [float(min(p.ts[0] for p in prepared)), float(max(p.ts[-1] for p in prepared))],
-            "period_s": period,
-            "missing_values": int(sum(p.n_missing for p in prepared)),
-            "duplicate_timestamps": int(sum(p.n_duplicates for p in prepared)),
-            "constant_columns": constant,
-            "warnings": warnings,
-            "fit_seconds": round(time.monotonic() - started, 2),
-        }
-        self.evaluation_ = {**figures, "calibration_windows": len(cal_scores),
-                            "calibration_exceedance_rate": threshold.calibration_exceedance_rate}
+        fit_detector(self, frames, progress)
         return self
 
     def _segments(self, p: PreparedFrame, scaler: Scaler, max_gap: float, start: int, end: int) -> list[np.ndarray]:
@@ -300,47 +221,6 @@ class Detector(ABC):
         if limits is not None:
             scaled = SpikeFilter(limits).apply(scaled)[0]
         return fill_missing(scaled)
-
-    def _calibration_segments(self, prepared: list[PreparedFrame], parts: list[list[Piece]], scaler: Scaler,
-                              max_gap: float) -> tuple[list[np.ndarray], list[str], bool]:
-        """The held-back parts of each frame (`split_history`), with each segment's machine; windows overlap the
-        fitting rows only when the history is too short."""
-        def held(back: int) -> tuple[list[np.ndarray], list[str]]:
-            pairs = [(s, p.machine_id) for p, pieces in zip(prepared, parts, strict=True) for _, _, c, d in pieces
-                     for s in self._segments(p, scaler, max_gap, max(0, c - back), d)]
-            return [s for s, _ in pairs], [m for _, m in pairs]
-
-        segs, owners = held(0)
-        n_windows = sum(len(s) - self.window_length + 1 for s in segs)
-        if n_windows >= MIN_CALIBRATION_WINDOWS or (self.window_length == 1 and segs):
-            return segs, owners, False
-        segs, owners = held(self.window_length - 1)
-        if not segs:
-            raise DataError(f"too few rows to calibrate: expected at least window={self.window_length} rows in the "
-                            "held-back parts of some frame; give more history or a shorter window")
-        return segs, owners, True
-
-    def _machine_thresholds(self, owners: list[str], stats: list[np.ndarray], fleet: Threshold,
-                            ) -> dict[str, Threshold]:
-        """A threshold of its own for every machine with at least `MIN_MACHINE_CALIBRATION` calibration values of
-        the alarm statistic, never below `MACHINE_THRESHOLD_FLOOR` x the fleet's; the others use the fleet's."""
-        by_owner: dict[str, list[np.ndarray]] = {}
-        for owner, st in zip(owners, stats, strict=True):
-            by_owner.setdefault(owner, []).append(st)
-        out: dict[str, Threshold] = {}
-        if not self.machine_thresholds:
-            return out
-        for owner, values in by_owner.items():
-            joined = np.concatenate(values)
-            if len(joined) < MIN_MACHINE_CALIBRATION or len(by_owner) < 2:
-                continue
-            own = Threshold.fit(joined, method=self.threshold_method, target_rate=self.target_false_alarm_rate)
-            if own.value < MACHINE_THRESHOLD_FLOOR * fleet.value:
-                own = own.model_copy(update={"value": MACHINE_THRESHOLD_FLOOR * fleet.value,
-                                             "params": {**own.params, "floored_at_fleet_share":
-                                                        MACHINE_THRESHOLD_FLOOR}})
-            out[owner] = own
-        return out
 
     def _fit_warnings(self, features: list[str]) -> list[str]:
         """Warnings of the subclass about what it fitted (e.g. a history that does not cover the operating range)."""

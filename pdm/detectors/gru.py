@@ -15,6 +15,9 @@ Short histories (a few hundred rows): the training stride drops to 1 so every wi
 held-back parts hold fewer than 100 windows the calibration windows may overlap the fitting rows (reported in
 ``training_summary_["warnings"]``). Use a shorter ``window`` (16-32) so enough windows exist; a clear fault still
 stands far above the threshold.
+
+Size: about 400 lines, one model's parameters, training, score terms and files; the score terms' arithmetic is
+`pdm.detectors.gru_terms`, the ONNX export `pdm.detectors.gru_onnx`.
 """
 
 from __future__ import annotations

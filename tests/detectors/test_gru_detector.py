@@ -40,12 +40,13 @@ def test_compiled_path_matches_keras_output(cell: str, gru: GRUAutoencoderDetect
 @pytest.mark.parametrize(("method", "target"), [("quantile", 0.01), ("pot", 0.005)])
 def test_calibration_meets_target_rate_on_fresh_normal_data(method: str, target: float,
                                                             train_fleet: dict[str, pd.DataFrame]) -> None:
-    # alarm rule 1 of 1: the calibrated statistic is the window score itself. The threshold is calibrated on the
-    # reconstruction and envelope terms; the sensor-relations term is weighed against it afterwards and adds
-    # exceedances of its own (3 h of history does not cover the generator's daily cycle), so it is off here.
+    # alarm rule 1 of 1: the calibrated statistic is the window score itself. What is checked is the threshold's
+    # calibration on the dynamics term. The level terms (envelope, relations) add exceedances of their own on these
+    # fresh days, because 3 h of history does not cover the generator's daily cycle: that is the short-history
+    # case, judged in tests/detectors/test_robust_detection.py, so they are off here.
     det = GRUAutoencoderDetector(window=32, hidden=24, latent=8, epochs=15, max_train_windows=6000,
                                  threshold_method=method, target_false_alarm_rate=target, alarm_k=1, alarm_n=1,
-                                 alarm_m=1, relations_weight=0.0).fit(train_fleet)
+                                 alarm_m=1, relations_weight=0.0, envelope=False).fit(train_fleet)
     if method == "pot":
         assert "xi" in det.threshold_.params  # the GPD fit was used, not the quantile fallback
     fresh = normal_fleet(4, 6000, seed=11)  # same units, new noise and duty cycles
