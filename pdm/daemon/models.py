@@ -37,6 +37,7 @@ class ModelSlot:
     threshold: float
     period_s: float
     drift: Reference  # score bins, calibration shares and stuck limits (`pdm.daemon.quality`)
+    warnings: tuple[str, ...] = ()  # what fitting warned about (`Detector.fit_warnings`), shown in the status
 
 
 def version_path(models_dir: Path, name: str, version: str) -> Path:
@@ -60,9 +61,11 @@ def load_slot(models_dir: Path, name: str, warm_up: bool, version: str | None = 
     loaded = where.name if where is not None else "unknown"
     slot = ModelSlot(name=name, detector=det, ref=ModelRef(name=name, version=loaded), features=det.feature_names,
                      window=det.window_length, max_gap_s=det.max_gap_s, threshold=det.threshold, period_s=det.period_s,
-                     drift=Reference.of(det.calibration_summary, det.window_length))
+                     drift=Reference.of(det.calibration_summary, det.window_length), warnings=det.fit_warnings)
     logger.info("loaded model %s version %s (%s engine): window %d, features %s, threshold %.4g, alarm %s", name,
                 loaded, det.engine_name or "no", slot.window, ",".join(slot.features), slot.threshold, det.alarm_rule)
+    for w in slot.warnings:
+        logger.warning("model %s version %s was fitted with a warning: %s", name, loaded, w)
     if slot.drift.summary is None:
         logger.warning("model %s version %s has no calibration.json (saved before it existed): drift is "
                        "'unavailable' and stuck sensors are not checked until it is retrained", name, loaded)

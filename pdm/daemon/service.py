@@ -52,7 +52,8 @@ class Daemon:
         main = self.models.main
         self.status = StatusBoard(Status(state="online", service="scorer", instance=settings.effective_instance,
                                          version=__version__, model=main.ref, started_at=time.time()),
-                                  main.name, [s.ref for s in self.models.slots.values()])
+                                  main.name, [s.ref for s in self.models.slots.values()],
+                                  {s.name: s.warnings for s in self.models.slots.values()})
         self.inbox: queue.Queue[QueuedMessage] = queue.Queue(maxsize=settings.queue_size)
         self.link = ScorerLink(settings, self.metrics, self.status, self.inbox)
         # a state is due two housekeeping ticks before the heartbeat, so it is never republished later than that
@@ -221,7 +222,7 @@ class Daemon:
                 self.metrics.model_info.labels(slot.name, slot.ref.version).set(1)
                 self.metrics.reloads.labels(slot.name, "loaded").inc()
                 self.metrics.reload_unscored.inc(unscored)
-                self.status.loaded(slot.ref)
+                self.status.loaded(slot.ref, slot.warnings)
                 logger.warning("model %s: version %s replaced %s (window %d -> %d); %d machines moved%s", slot.name,
                                slot.ref.version, old.ref.version, old.window, slot.window, moved,
                                f", {unscored} windows not scored while the longer window fills" if unscored else "")

@@ -367,6 +367,13 @@ class Detector(ABC):
         return self.period_s * self.max_gap_factor
 
     @property
+    def fit_warnings(self) -> tuple[str, ...]:
+        """What fitting warned about (a short history, an operating range the history does not cover, ...), as
+        saved with the model; empty for a model saved without any."""
+        self._check_fitted()
+        return tuple(str(w) for w in getattr(self, "training_summary_", {}).get("warnings", []))
+
+    @property
     def calibration_summary(self) -> CalibrationSummary | None:
         """The calibration score distribution (`pdm.detectors.drift`); ``None`` for a version saved before
         ``calibration.json`` existed."""

@@ -43,9 +43,13 @@ def fleet(n: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {m: machine_arrays(frame, m) for m in sorted(frame["machine_id"].unique())}
 
 
+NEW_WARNING = "the history does not cover the operating range (test)"
+
+
 def raised_threshold(directory: Path) -> None:
-    """A retrained version, as far as the daemon can tell: its threshold is 10 % higher."""
+    """A retrained version, as far as the daemon can tell: its threshold is 10 % higher, and fitting it warned."""
     edit_json(directory / "threshold.json", value=1.1 * json.loads((directory / "threshold.json").read_text())["value"])
+    edit_json(directory / "training.json", warnings=[NEW_WARNING])
 
 
 def test_hot_reload_under_load_switches_versions_without_losing_a_window(mosquitto: Broker, tmp_path: Path) -> None:
@@ -103,7 +107,8 @@ def test_hot_reload_under_load_switches_versions_without_losing_a_window(mosquit
         assert state["model"] == {"name": MODEL, "version": new}
         status = retained(mosquitto, STATUS)
         assert contract.parse_status(json.dumps(status)).state == "offline"  # the daemon has stopped
-        assert status["model"]["version"] == new and status["models"] == [{"name": MODEL, "version": new}]
+        assert status["model"]["version"] == new
+        assert status["models"] == [{"name": MODEL, "version": new, "warnings": [NEW_WARNING]}]
         assert status["model_errors"] == []
     finally:
         sender.close()

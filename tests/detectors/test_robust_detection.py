@@ -37,7 +37,7 @@ def test_a_few_hundred_rows_do_not_flag_most_later_healthy_rows() -> None:
     frame = drifting_machine(4400)
     det = GRUAutoencoderDetector(machine_column=None, **SMALL).fit(frame.iloc[:400])
     assert not det.terms_.level  # 320 fitting rows cannot show the operating range
-    assert any("short history" in w and str(MIN_LEVEL_ROWS) in w for w in det.training_summary_["warnings"])
+    assert any("short history" in w and str(MIN_LEVEL_ROWS) in w for w in det.fit_warnings)
     later = det.detect(frame.iloc[400:])
     # by 4,000 readings later the temperature is 20 degC above anything in the history
     assert frame.temperature.iloc[-1] > frame.temperature.iloc[:400].max() + 15
