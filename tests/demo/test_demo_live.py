@@ -106,13 +106,16 @@ def test_an_unknown_broker_kind_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_quick_demo_detects_every_injected_machine_fault(tmp_path: Path) -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run([sys.executable, "-m", "pdm", "demo", "--quick", "--plain", "--out", str(tmp_path)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600, env=env, check=False)
+    cmd = [sys.executable, "-m", "pdm", "demo", "--quick", "--speed", "1200", "--plain", "--out", str(tmp_path)]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env, check=False)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     machine_faults = [f for f in summary["faults"] if f["kind"] == "machine"]
     assert len(machine_faults) == 3, summary
     assert all(f["detected"] for f in machine_faults), summary
+    # each caught by an alert raised after its onset (not one already open), and no healthy machine paged
+    assert all(f["delay_s"] > 0 and f["alerts"] == 1 for f in machine_faults), summary
+    assert summary["summary"]["false_alarms"] == 0, summary
     assert summary["summary"]["detected"] == 3
     assert "[alert]" in result.stdout and "RAISED" in result.stdout
     assert (tmp_path / "report.png").stat().st_size > 10_000
