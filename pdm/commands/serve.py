@@ -28,10 +28,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     from pdm.daemon.service import Daemon
     from pdm.daemon.settings import from_args
+    from pdm.recorder import Recorder, for_serve, recording
 
     settings = from_args(args)
     logger.info("settings: %s", settings)  # SecretStr prints as '**********'
     daemon = Daemon(settings)
-
-    with stop_on_signals(daemon.stop, logger, "draining, publishing offline, exiting"):
+    # --record-dir: the recorder runs beside the daemon, on its own connection, started first and stopped last
+    recorder = Recorder(for_serve(settings, settings.record_dir)) if settings.record_dir is not None else None
+    with stop_on_signals(daemon.stop, logger, "draining, publishing offline, exiting"), recording(recorder):
         return daemon.run()

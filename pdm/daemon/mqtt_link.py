@@ -21,7 +21,6 @@ import logging
 import queue
 import threading
 import time
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from pdm.contract import Topics
+from pdm.contract.topics import owns
 from pdm.daemon.metrics import Metrics
 from pdm.daemon.settings import ServeSettings
 from pdm.daemon.status import StatusBoard
@@ -140,13 +140,12 @@ class ScorerLink(SessionLink[ServeSettings]):
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
             topic = msg.topic
-            if self._shards > 1 and topic.startswith(self._telemetry_head):
-                machine = topic[len(self._telemetry_head):].encode()
-                if zlib.crc32(machine) % self._shards != self._shard:
-                    self.metrics.other_shard.inc()
-                    if msg.qos > 0:
-                        client.ack(msg.mid, msg.qos)
-                    return
+            if (self._shards > 1 and topic.startswith(self._telemetry_head)
+                    and not owns(topic[len(self._telemetry_head):], self._shard, self._shards)):
+                self.metrics.other_shard.inc()
+                if msg.qos > 0:
+                    client.ack(msg.mid, msg.qos)
+                return
             item = QueuedMessage(topic, bytes(msg.payload), msg.qos, msg.mid, time.monotonic(), bool(msg.dup))
             if msg.qos > 0:
                 with self._lock:

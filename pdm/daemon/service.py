@@ -14,7 +14,6 @@ import queue
 import threading
 import time
 from collections import Counter as Tally
-from typing import TYPE_CHECKING
 
 from pdm import __version__
 from pdm.contract import Status, Topics, state_key
@@ -31,13 +30,9 @@ from pdm.daemon.settings import ServeSettings, SettingsError
 from pdm.daemon.status import StatusBoard
 from pdm.logs import RateLimitedLog
 
-if TYPE_CHECKING:
-    from pdm.recorder import Recorder
-
 logger = logging.getLogger(__name__)
 HOUSEKEEPING_S = 1.0
 MAX_MESSAGES_PER_BATCH = 5000
-RECORDER_CONNECT_S = 10.0
 
 
 class Daemon:
@@ -72,7 +67,6 @@ class Daemon:
             except OSError as exc:
                 raise SettingsError(f"--state-dir: cannot write {settings.state_dir} ({exc.strerror}), expected a "
                                     "writable directory") from None
-        self.recorder: Recorder | None = None  # with --record-dir, while running
         self.last_progress = time.monotonic()
         self.ready = threading.Event()  # set once connected and scoring
         self._log = RateLimitedLog(logger, every_s=10.0)
@@ -109,14 +103,7 @@ class Daemon:
     def run(self) -> int:
         if self.http is not None:
             self.http.start()
-        self.recorder = recorder = self._recorder()
         try:
-            if recorder is not None:
-                recorder.start()
-                # its persistent session must exist before telemetry flows, or a first run records nothing early
-                if not recorder.link.connected.wait(RECORDER_CONNECT_S):
-                    logger.warning("the recorder has not connected within %g s; it keeps trying (what the broker "
-                                   "sends before its first connection is not recorded)", RECORDER_CONNECT_S)
             ignored: Tally[str] = Tally()
             restored = open_alerts(self.settings, self.stop_event, key=self.state_key, allowed=self.allowed,
                                    ignored=ignored)
@@ -136,20 +123,10 @@ class Daemon:
             self.link.stop(self.settings.drain_timeout)
             if self.checkpoint is not None:
                 self.checkpoint.close()
-            if recorder is not None:
-                recorder.stop()
             if self.http is not None:
                 self.http.stop()
         logger.info("stopped cleanly")
         return 0
-
-    def _recorder(self) -> Recorder | None:
-        if self.settings.record_dir is None:
-            return None
-        from pdm.recorder import Recorder
-        from pdm.recorder.settings import for_serve
-
-        return Recorder(for_serve(self.settings, self.settings.record_dir))
 
     def _take(self, timeout: float) -> list[QueuedMessage]:
         try:

@@ -24,7 +24,7 @@ from pdm.recorder.periods import (
 )
 from pdm.recorder.reader import available_dates, machines_of_type, read_table, sensor_columns, to_epoch
 from pdm.recorder.schema import TABLES, RecorderError, table_specs
-from pdm.recorder.service import Recorder
+from pdm.recorder.service import Recorder, recording
 from pdm.recorder.settings import RecordSettings, for_serve, load_settings
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "maintenance_periods",
     "mark_excluded",
     "read_table",
+    "recording",
     "sensor_columns",
     "state_periods",
     "summarize",

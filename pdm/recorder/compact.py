@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 from pdm.recorder.counters import Counters
 from pdm.recorder.retention import quarantine
 from pdm.recorder.schema import NO_DATE, QUARANTINE_DIR, WAL_DIR, TableSpec, day_name, row_dates
-from pdm.recorder.segments import fsync_dir, read_segment
+from pdm.recorder.segments import read_segment
+from pdm.saving.model_dir import fsync_path
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def write_parquet_atomic(table: pa.Table, path: Path, compression: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def compact_segment(segment: Path, root: Path, spec: TableSpec, compression: str = "zstd") -> Compacted:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import queue
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +27,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from pdm.contract import Status, Topics
-from pdm.contract.topics import MACHINE_KINDS
+from pdm.contract.topics import MACHINE_KINDS, owns
 from pdm.mqtt.client import Received, SessionLink
 from pdm.recorder.counters import Counters
 from pdm.recorder.settings import RecordSettings
@@ -89,7 +88,7 @@ class RecorderLink(SessionLink[RecordSettings]):
         kind, sep, machine = topic[len(self._head):].partition("/")
         if not sep or kind not in MACHINE_KINDS or "/" in machine:
             return False
-        return zlib.crc32(machine.encode()) % self._shards != self._shard
+        return not owns(machine, self._shard, self._shards)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 
 from pdm.recorder.schema import QUARANTINE_DIR, TABLES, WAL_DIR, is_bad_partition, partition_date
-from pdm.recorder.segments import fsync_dir
+from pdm.saving.model_dir import fsync_path
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def quarantine(path: Path, root: Path) -> Path:
     if target.exists():
         target = target.with_name(f"{target.name}.{uuid.uuid4().hex[:8]}")
     os.replace(path, target)
-    fsync_dir(target.parent)
+    fsync_path(target.parent)
     return target
 
 

@@ -42,9 +42,6 @@ from pdm.saving.model_dir import fsync_path
 logger = logging.getLogger(__name__)
 
 
-fsync_dir = fsync_path  # a directory's entries (created, renamed files) made durable
-
-
 def segment_name(instance: str, now: float | None = None) -> str:
     """``YYYYmmddTHHMMSSZ-<instance>-<8 hex>``: sortable by creation time, unique across restarts and instances."""
     stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -58,7 +55,7 @@ class Segment:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._file: BinaryIO = open(path, "xb", buffering=0)  # noqa: SIM115 (closed by close())
-        fsync_dir(path.parent)
+        fsync_path(path.parent)
         self._writer = pa.ipc.new_stream(self._file, schema)
         self.opened = time.monotonic()
         self.rows = 0
@@ -155,6 +152,3 @@ class SegmentStore:
         finally:
             self.on_closed(table, seg.path)  # even after a close error: the compactor keeps the complete batches
 
-    @property
-    def open_bytes(self) -> int:
-        return sum(s.size for s in self._open.values())

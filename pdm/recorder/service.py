@@ -25,6 +25,8 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pdm import __version__
@@ -228,3 +230,24 @@ class Recorder:
         if self.journal.close():
             self.link.ack(pending)
         logger.info("recorded %d queued messages before stopping", n)
+
+
+CONNECT_S = 10.0  # how long `recording` waits for a recorder's first connection before the block runs
+
+
+@contextmanager
+def recording(recorder: Recorder | None, connect_s: float = CONNECT_S) -> Iterator[Recorder | None]:
+    """Run ``recorder`` (when given) around a block, as ``serve --record-dir`` runs it beside the daemon: started
+    and given ``connect_s`` to connect first (its persistent session must exist before telemetry flows, or a first
+    run records nothing early), stopped (drained, flushed) after the block, whatever ended it."""
+    if recorder is None:
+        yield None
+        return
+    try:
+        recorder.start()
+        if not recorder.link.connected.wait(connect_s):
+            logger.warning("the recorder has not connected within %g s; it keeps trying (what the broker sends "
+                           "before its first connection is not recorded)", connect_s)
+        yield recorder
+    finally:
+        recorder.stop()

@@ -31,6 +31,7 @@ from tests.support.daemon import (
     metric,
     retained,
     running,
+    serving,
     settings,
     simulate,
     wait_for,
@@ -55,7 +56,8 @@ def test_simulated_faults_raise_alerts_naming_machine_and_sensor(mosquitto: Brok
     """... and ``--record-dir`` records what the daemon saw and published, for retraining."""
     collector = Collector(mosquitto)
     try:
-        with running(settings(mosquitto, record_dir=tmp_path / "rec", publish_scores=True)) as daemon:
+        s = settings(mosquitto, record_dir=tmp_path / "rec", publish_scores=True)
+        with serving(s) as (daemon, recorder):
             run_simulator(mosquitto, "--machines", "4", "--speed", "max", "--duration", "2h", "--fault-rate", "0",
                           "--fault", "machine=pump-001,type=bearing_wear,start=10m,duration=80m,severity=1",
                           "--fault", "machine=motor-001,type=overheating,start=20m,duration=90m,severity=1")
@@ -64,8 +66,7 @@ def test_simulated_faults_raise_alerts_naming_machine_and_sensor(mosquitto: Brok
                      30, "every window scored")
             state = retained(mosquitto, "pdm/v1/state/pump-001")  # a real client reads the retained state
             status = retained(mosquitto, "pdm/v1/status/scorer/scorer-0")
-            recorder = daemon.recorder
-            assert recorder is not None  # the recorder runs beside the daemon; at --speed max it lags a little
+            assert recorder is not None  # at --speed max the recorder lags the daemon a little
             published = metric(daemon, "pdm_alerts_total", event="raised") + metric(daemon, "pdm_alerts_total",
                                                                                        event="cleared")
             wait_for(lambda: recorder.counters.get("messages.alerts") == published, 60,

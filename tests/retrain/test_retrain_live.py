@@ -25,7 +25,7 @@ from tests.support.daemon import (
     machine_arrays,
     metric,
     retained,
-    running,
+    serving,
     settings,
     simulate,
     wait_for,
@@ -45,7 +45,7 @@ def test_record_retrain_promote_and_the_daemon_switches(mosquitto: Broker, tmp_p
     collector = Collector(mosquitto)
     sender = Sender(mosquitto)
     try:
-        with running(settings(mosquitto, models_dir=models, reload_interval=0.2, record_dir=recorded)) as daemon:
+        with serving(settings(mosquitto, models_dir=models, reload_interval=0.2, record_dir=recorded)) as (daemon, _):
             for machine, (ts, vals) in data.items():
                 sender.batch(machine, ts[: N - 200], vals[: N - 200])
             sender.flush()

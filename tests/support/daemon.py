@@ -30,6 +30,7 @@ from paho.mqtt.properties import Properties
 from pdm import contract
 from pdm.daemon.service import Daemon
 from pdm.daemon.settings import ServeSettings
+from pdm.recorder import Recorder, for_serve, recording
 from tests.support.broker import Broker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,6 +120,15 @@ def running(s: ServeSettings) -> Iterator[Daemon]:
         daemon.stop()
         thread.join(20)
         assert not thread.is_alive() and result == [0]
+
+
+@contextmanager
+def serving(s: ServeSettings) -> Iterator[tuple[Daemon, Recorder | None]]:
+    """`running`, composed as ``python -m pdm serve`` composes it: with ``record_dir``, a recorder beside the
+    daemon (`pdm.recorder.recording`), started first and stopped last."""
+    recorder = Recorder(for_serve(s, s.record_dir)) if s.record_dir is not None else None
+    with recording(recorder), running(s) as daemon:
+        yield daemon, recorder
 
 
 def metric(daemon: Daemon, name: str, **labels: str) -> float:
