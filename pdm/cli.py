@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pdm import __version__
 from pdm.commands import demo, evaluate, info, models, record, retrain, score, serve, train
 from pdm.errors import PdmError
-from pdm.tf_import import VERBOSE_ENV, import_tensorflow_quietly
+from pdm.tf_import import VERBOSE_ENV
 
 EXIT_ERROR = 2
 logger = logging.getLogger(__name__)
@@ -37,9 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.verbose >= 2:
-        os.environ[VERBOSE_ENV] = "1"
-    elif getattr(args, "needs_tensorflow", False):
-        import_tensorflow_quietly()
+        os.environ[VERBOSE_ENV] = "1"  # TensorFlow's own start-up lines too (`pdm.tf_import`)
     try:
         return int(args.run(args))
     except PdmError as exc:

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(p)
-    p.set_defaults(run=run, needs_tensorflow=True)  # trains a Keras model
+    p.set_defaults(run=run)  # TensorFlow is imported (quietly) only when a Keras model is built
 
 
 def once(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    "process variables (docs/real-data.md)")
     p.add_argument("--variance", type=float, default=0.95, help="pca: share of the variance the components keep")
     add_hyper_arguments(p, "hyper-parameters", defaults=True)
-    p.set_defaults(run=run, needs_tensorflow=True)  # trains a Keras model
+    p.set_defaults(run=run)  # TensorFlow is imported (quietly) only when a Keras model is built
 
 
 def run(args: argparse.Namespace) -> int:

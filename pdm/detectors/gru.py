@@ -56,6 +56,7 @@ MIN_LEVEL_ROWS = 2_000  # fewer fitting rows: the envelope and relations terms d
 def build_autoencoder(window: int, n_features: int, *, hidden: int, latent: int, layers: int, dropout: float,
                       cell: str, input_noise: float = 0.0) -> Any:
     """The Keras model (not compiled). ``input_noise`` > 0 makes it a denoising autoencoder (noise in training only)."""
+    import_tensorflow_quietly()
     import keras
 
     rnn = {"gru": keras.layers.GRU, "lstm": keras.layers.LSTM}[cell]
@@ -257,6 +258,7 @@ class GRUAutoencoderDetector(Detector):
     def _train(self, x_fit: np.ndarray, x_val: np.ndarray, progress: Progress | None) -> dict[str, Any]:
         """Train the autoencoder on model inputs ``x_fit`` (``x_val`` for early stopping) and set it as the model;
         returns the training figures."""
+        import_tensorflow_quietly()
         import keras
 
         keras.utils.set_random_seed(self.seed)
@@ -380,6 +382,7 @@ class GRUAutoencoderDetector(Detector):
 
 def _epoch_logger(epochs: int, progress: Progress | None) -> Any:
     """A Keras callback that logs one line per epoch and reports it to ``progress``."""
+    import_tensorflow_quietly()
     import keras
 
     class EpochLogger(keras.callbacks.Callback):  # type: ignore[misc]

@@ -19,6 +19,7 @@ import numpy as np
 from pdm.detectors.base import Progress
 from pdm.detectors.gru import MODEL_FILE, GRUAutoencoderDetector
 from pdm.errors import DataError
+from pdm.tf_import import import_tensorflow_quietly
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class FineTunedGRU(GRUAutoencoderDetector):
         was loaded) when it was loaded with another scoring engine."""
         model = getattr(champion, "model_", None)
         if model is None:
+            import_tensorflow_quietly()
             import keras
 
             model = keras.saving.load_model(champion.version_dir_ / MODEL_FILE, compile=False, safe_mode=True)
@@ -51,6 +53,7 @@ class FineTunedGRU(GRUAutoencoderDetector):
         return self
 
     def _start_model(self, n_features: int) -> Any:
+        import_tensorflow_quietly()
         import keras
 
         if not hasattr(self, "start_model_"):

@@ -21,10 +21,14 @@ def test_help_lists_subcommands() -> None:
 
 
 def test_every_commands_help_names_each_default_once_and_never_none() -> None:
-    for command in ("train", "score", "evaluate", "info", "demo", "serve", "record", "retrain", "models"):
-        result = pdm(command, "--help")
-        assert result.returncode == 0, (command, result.stderr)
-        text = " ".join(result.stdout.split())
+    import argparse
+
+    from pdm.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) >= {"train", "score", "evaluate", "info", "demo", "serve", "record", "retrain", "models"}
+    for command, parser in sub.choices.items():
+        text = " ".join(parser.format_help().split())
         assert "(default: None)" not in text, command
         assert re.search(r"\(default: [^)]*\) \(default:", text) is None, command
 
