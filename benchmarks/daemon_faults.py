@@ -15,8 +15,8 @@ table per part and a summary, and writes the soak's plot to build/daemon_soak.pn
 4. **Memory per machine**: tracemalloc over 2,000 machines of a window-16 and a window-64 model, each with one
    message of a window's readings applied, with and without a checkpoint's kept readings.
 
-    /work/main/.venv/bin/python benchmarks/daemon_faults.py                  # about 10 minutes
-    /work/main/.venv/bin/python benchmarks/daemon_faults.py --fuzz 2000 --kills 3 --restarts 3 --soak-hours 0.1
+    .venv/bin/python benchmarks/daemon_faults.py                  # about 10 minutes
+    .venv/bin/python benchmarks/daemon_faults.py --fuzz 2000 --kills 3 --restarts 3 --soak-hours 0.1
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ were accepted and rejected by reason, the crashes (any exception that is not a `
 or an accepted message with a non-finite or out-of-bounds number: must be 0), and payloads/s against valid
 batches parsed in the same run (the baseline).
 
-    /work/main/.venv/bin/python benchmarks/fuzz_decoder.py [--payloads 100000] [--seed 0]
+    .venv/bin/python benchmarks/fuzz_decoder.py [--payloads 100000] [--seed 0]
 
 Exits 1 when there was a crash (the first few are printed with their payload).
 """
