@@ -36,7 +36,7 @@ demo: $(VENV)/.runtime-installed
 models: $(VENV)/.runtime-installed
 	$(PY) -m pdm demo --train-models
 
-# two workers, each test file on one of them (its broker fixtures and trained models stay together): 6-7 minutes
+# two workers, each test file on one of them (its broker fixtures and trained models stay together): 6-9 minutes
 # on 2 cores instead of 11-12 one after the other
 PYTEST_WORKERS = -n 2 --dist loadfile
 
