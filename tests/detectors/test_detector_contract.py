@@ -40,6 +40,26 @@ def test_unfitted_detector_names_the_fix(cls_path: str, fresh: pd.DataFrame, tmp
         unfitted.save(tmp_path / "m")
 
 
+@pytest.mark.parametrize("cls_path", ["pdm.detectors.gru:GRUAutoencoderDetector",
+                                      "pdm.detectors.zscore:RobustZScoreDetector",
+                                      "pdm.detectors.pca:PCADetector"])
+def test_every_detector_takes_the_shared_parameters_with_the_shared_defaults(cls_path: str) -> None:
+    """Each detector repeats the shared keyword parameters (scikit-learn style: `get_params` reads the signature);
+    this keeps those copies from drifting apart."""
+    import importlib
+    import inspect
+
+    module, _, name = cls_path.partition(":")
+    own = inspect.signature(getattr(importlib.import_module(module), name).__init__).parameters
+    shared = {k: v for k, v in inspect.signature(Detector.__init__).parameters.items() if k != "self"}
+    missing = sorted(set(shared) - set(own))
+    assert missing == [], f"{name} lacks {missing}"
+    drifted = {k: own[k].default for k, v in shared.items() if own[k].default != v.default}
+    # the one intended difference: the GRU holds single-reading spikes by default (docs/detector.md), the
+    # baselines score every reading as it came
+    assert drifted == ({"despike": True} if name == "GRUAutoencoderDetector" else {}), f"{name}: {drifted}"
+
+
 def test_constructor_stores_hyperparameters_only() -> None:
     from pdm.detectors.gru import GRUAutoencoderDetector
 
