@@ -32,8 +32,10 @@ HYPER: list[tuple[str, Any, str]] = [
     ("patience", int, "epochs without validation improvement before stopping early (0: never)"),
     ("scaling", ["per_machine", "global"], "scaling statistics per machine or for the whole fleet"),
     ("calibration_fraction", float, "tail of each frame held back to calibrate the threshold"),
-    ("threshold_method", ["pot", "quantile"], "label-free threshold method"),
-    ("target_false_alarm_rate", float, "target share of normal windows over the threshold"),
+    ("threshold_method", ["pot", "quantile", "declustered"], "label-free threshold method: 'declustered' targets "
+     "false alarms per machine-day (clusters of the alarm statistic), the others a share of windows"),
+    ("target_false_alarm_rate", float, "target share of normal windows over the threshold (pot, quantile)"),
+    ("target_alarms_per_day", float, "target false alarms per machine-day (declustered)"),
     ("alarm_k", int, "raise after k of the last n windows are over the threshold"),
     ("alarm_n", int, "see --alarm-k"),
     ("alarm_m", int, "clear after m consecutive quiet windows (also the gap that merges two alarms into one)"),

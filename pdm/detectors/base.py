@@ -38,7 +38,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from pdm.detectors.alarm import AlarmRule, AlarmTracker
-from pdm.detectors.calibration import Threshold, ThresholdMethod
+from pdm.detectors.calibration import THRESHOLD_METHODS, Threshold, ThresholdMethod
 from pdm.detectors.config import FeatureInfo, feature_infos, runtime_versions
 from pdm.detectors.drift import CalibrationSummary
 from pdm.detectors.fitting import fit_detector
@@ -98,6 +98,7 @@ class Detector(ABC):
         calibration_fraction: float = 0.2,
         threshold_method: ThresholdMethod = "pot",
         target_false_alarm_rate: float = 1e-4,
+        target_alarms_per_day: float = 0.05,
         alarm_k: int = 60,
         alarm_n: int = 120,
         alarm_m: int = 14_400,
@@ -115,6 +116,7 @@ class Detector(ABC):
         self.calibration_fraction = calibration_fraction
         self.threshold_method = threshold_method
         self.target_false_alarm_rate = target_false_alarm_rate
+        self.target_alarms_per_day = target_alarms_per_day
         self.alarm_k = alarm_k
         self.alarm_n = alarm_n
         self.alarm_m = alarm_m
@@ -183,8 +185,11 @@ class Detector(ABC):
             raise DataError(f"found max_gap_factor={self.max_gap_factor}, expected >= 1")
         if not 0 < self.target_false_alarm_rate < 1:
             raise DataError(f"found target_false_alarm_rate={self.target_false_alarm_rate}, expected between 0 and 1")
-        if self.threshold_method not in ("quantile", "pot"):
-            raise DataError(f"found threshold_method={self.threshold_method!r}, expected 'quantile' or 'pot'")
+        if self.threshold_method not in THRESHOLD_METHODS:
+            raise DataError(f"found threshold_method={self.threshold_method!r}, expected one of "
+                            f"{list(THRESHOLD_METHODS)}")
+        if not self.target_alarms_per_day > 0:
+            raise DataError(f"found target_alarms_per_day={self.target_alarms_per_day}, expected > 0")
         try:
             AlarmRule(k=self.alarm_k, n=self.alarm_n, m=self.alarm_m, clear_ratio=self.alarm_clear)
         except ValidationError as exc:

@@ -1,7 +1,7 @@
 """Label-free thresholds, fitted on the scores of held-back normal windows (the calibration set).
 
 The target is a per-window false-alarm rate ``q``: the share of normal windows whose score should exceed the
-threshold. Two methods:
+threshold (``quantile``, ``pot``), or the number of *raises* per window (``declustered``). Three methods:
 
 - ``quantile``: the empirical ``1 - q`` quantile of the calibration scores. Exact when the calibration set has many
   more than ``1 / q`` windows; coarse for extreme ``q``.
@@ -22,6 +22,21 @@ threshold. Two methods:
   (large ``xi``, a few odd windows among the peaks) would otherwise put the threshold far above every normal score
   and every fault (seen: ``xi`` = 1.7, a threshold 1,400 times the initial level); the empirical quantile is used
   instead and ``params["reason"]`` says so.
+
+- ``declustered``: what an operator counts is alarms, not windows. The calibrated value (the alarm statistic,
+  `alarm_statistic`) moves slowly: one start or load step keeps it high for about ``alarm_n`` windows, so a
+  day of calibration windows holds only a few hundred independent values, a per-window target of 1e-4 lies inside
+  them on paper but beyond them in fact, and ``pot`` ends at the largest calibration value (its guard): an unseen
+  stop 10 % stronger than any in the history pages someone. Here the values over the initial level ``u`` are
+  grouped into clusters (exceedances closer than ``cluster_gap`` windows, within one run of consecutive values,
+  are one cluster: one raise), a generalised Pareto distribution is fitted to the cluster maxima (an exponential
+  tail with fewer than `MIN_CLUSTERS` clusters or a shape beyond +-`MAX_ABS_XI`), and the threshold is the level
+  that ``q`` clusters per window exceed (``q`` = raises per machine-day x the sampling period / 86,400)::
+
+      z = u + sigma / xi * ((q / rate) ** -xi - 1),    rate = clusters over u per window
+
+  When fewer than one raise is expected in the calibration data (``q * n < 1``) it is never below the largest
+  cluster maximum (Coles 2001, chapter 5; Ferro and Segers 2003 for runs declustering).
 
 >>> import numpy as np
 >>> scores = np.random.default_rng(0).exponential(size=20_000)
@@ -44,6 +59,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -51,7 +67,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pdm.errors import DataError
 
-ThresholdMethod = Literal["quantile", "pot"]
+ThresholdMethod = Literal["quantile", "pot", "declustered"]
+THRESHOLD_METHODS = ("quantile", "pot", "declustered")
+MIN_CLUSTERS = 10  # fewer clusters over the initial level: an exponential tail instead of a Pareto fit
+MAX_ABS_XI = 0.5  # a Pareto shape fitted beyond this (from a few dozen clusters) is not trusted: exponential tail
 CALIBRATION_PARTS = 5  # the held-back share is spread over at most this many parts of each frame
 Piece = tuple[int, int, int, int]  # rows [fit_start, fit_end) fit, [cal_start, cal_end) calibrate
 
@@ -70,15 +89,20 @@ class Threshold(BaseModel):
     @classmethod
     def fit(
         cls,
-        scores: np.ndarray,
+        scores: np.ndarray | Sequence[np.ndarray],
         *,
         method: ThresholdMethod,
         target_rate: float,
         init_level: float = 0.98,
         min_peaks: int = 20,
+        cluster_gap: int = 1,
     ) -> Threshold:
-        scores = np.asarray(scores, dtype=np.float64)
-        scores = scores[np.isfinite(scores)]
+        """``scores``: the calibration values, or a list of runs of consecutive values (one per segment; only
+        ``declustered`` uses the runs). ``cluster_gap``: ``declustered`` merges exceedances closer than this."""
+        runs = [np.asarray(scores, dtype=np.float64)] if isinstance(scores, np.ndarray) else \
+            [np.asarray(s, dtype=np.float64) for s in scores]
+        runs = [r[np.isfinite(r)] for r in runs]
+        scores = np.concatenate(runs) if runs else np.zeros(0)
         if len(scores) == 0:
             raise DataError("no calibration scores: expected at least one held-back normal window")
         if not 0 < target_rate < 1:
@@ -87,8 +111,10 @@ class Threshold(BaseModel):
         value = float("nan")
         if method == "pot":
             value, params = _pot(scores, target_rate, init_level, min_peaks)
+        elif method == "declustered":
+            value, params = _declustered(runs, target_rate, init_level, cluster_gap)
         elif method != "quantile":
-            raise DataError(f"found threshold method {method!r}, expected 'quantile' or 'pot'")
+            raise DataError(f"found threshold method {method!r}, expected one of {list(THRESHOLD_METHODS)}")
         if method == "pot" and target_rate * len(scores) < 1.0:  # the target lies beyond the calibration data
             tail_value, tail = _exponential_tail(scores, target_rate)
             if not math.isfinite(value) or tail_value > value:
@@ -121,6 +147,55 @@ def _exponential_tail(scores: np.ndarray, q: float) -> tuple[float, dict[str, An
     beta = float((over - u).mean())
     z = u + beta * math.log(len(over) / (q * len(scores)))
     return max(z, float(scores.max())), {"u": u, "n_peaks": len(over), "beta": beta}
+
+
+def clusters(runs: Sequence[np.ndarray], level: float, gap: int) -> np.ndarray:
+    """The maximum of every cluster of values over ``level``: exceedances closer than ``gap`` positions in one run
+    are one cluster (runs declustering).
+
+    >>> clusters([np.array([0, 5, 0, 6, 0, 0, 0, 7.0]), np.array([9.0])], level=1, gap=3).tolist()
+    [6.0, 7.0, 9.0]
+    """
+    maxima: list[float] = []
+    for run in runs:
+        over = np.flatnonzero(run > level)
+        if len(over):
+            starts = np.r_[0, np.flatnonzero(np.diff(over) >= gap) + 1]
+            maxima += np.maximum.reduceat(run[over], starts).tolist()
+    return np.asarray(maxima, dtype=np.float64)
+
+
+def _declustered(runs: Sequence[np.ndarray], q: float, init_level: float, gap: int) -> tuple[float, dict[str, Any]]:
+    """Peaks over threshold on cluster maxima: ``q`` is the target number of clusters (alarm raises) per value."""
+    from scipy.stats import genpareto
+
+    scores = np.concatenate(runs)
+    n = len(scores)
+    u = float(np.quantile(scores, init_level))
+    maxima = clusters(runs, u, gap)
+    rate = len(maxima) / n  # clusters over u per value
+    params: dict[str, Any] = {"init_level": init_level, "u": u, "clusters": len(maxima), "cluster_gap": gap,
+                              "values": n, "expected_in_calibration": q * n}
+    if len(maxima) == 0:
+        return float(scores.max()), {**params, "reason": "no value over the initial level"}
+    ratio = q / rate  # the share of clusters allowed over the threshold
+    if ratio >= 1.0:
+        return u, {**params, "reason": "target rate not beyond the initial level"}
+    excess = maxima - u
+    xi, sigma = 0.0, float(excess.mean())
+    if len(maxima) >= MIN_CLUSTERS:
+        fit_xi, _, fit_sigma = genpareto.fit(excess, floc=0.0)
+        if abs(fit_xi) <= MAX_ABS_XI:
+            xi, sigma = float(fit_xi), float(fit_sigma)
+        else:
+            params["reason"] = f"Pareto shape {fit_xi:.3g} beyond +-{MAX_ABS_XI}: exponential tail"
+    else:
+        params["reason"] = f"{len(maxima)} clusters, fewer than {MIN_CLUSTERS}: exponential tail"
+    z = u - sigma * math.log(ratio) if abs(xi) < 1e-06 else u + sigma / xi * (ratio ** (-xi) - 1.0)
+    params.update(xi=xi, sigma=sigma, fitted_value=float(z))
+    if q * n < 1.0:  # fewer than one raise expected in the calibration data: never below a cluster it holds
+        z = max(z, float(maxima.max()))
+    return float(z), params
 
 
 def _pot(scores: np.ndarray, q: float, init_level: float, min_peaks: int) -> tuple[float, dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pdm.detectors.alarm import AlarmRule
-from pdm.detectors.calibration import Piece, Threshold, alarm_statistic, split_history
+from pdm.detectors.calibration import MIN_CLUSTERS, Piece, Threshold, alarm_statistic, split_history
 from pdm.detectors.drift import CalibrationSummary
 from pdm.detectors.frames import (
     PreparedFrame,
@@ -84,7 +84,7 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
         raise DataError(f"too few rows: found at most {longest} rows per frame ({1 - det.calibration_fraction:.0%}"
                         f" used for fitting) without a gap, expected at least window={window} rows")
     figures = det._fit_core(fit_segments, progress)
-    cal = calibrate(det, prepared, parts, scaler, max_gap)
+    cal = calibrate(det, prepared, parts, scaler, max_gap, period_s=period)
     threshold, machine_thresholds, warnings = cal.threshold, cal.machine_thresholds, list(cal.warnings)
     constant = [features[i] for i in scaler.constant_columns()]
     if constant:
@@ -119,8 +119,21 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
                         "calibration_exceedance_rate": threshold.calibration_exceedance_rate}
 
 
+def target_rate(det: Detector, period_s: float) -> float:
+    """The threshold's target per calibration value: ``target_false_alarm_rate`` (windows over the threshold), or
+    for ``declustered`` ``target_alarms_per_day`` as raises per window at the sampling period ``period_s``.
+
+    >>> from pdm.detectors.zscore import RobustZScoreDetector
+    >>> target_rate(RobustZScoreDetector(threshold_method="declustered", target_alarms_per_day=0.0864), 1.0)
+    1e-06
+    """
+    if det.threshold_method == "declustered":
+        return min(det.target_alarms_per_day * period_s / 86_400, 0.5)
+    return det.target_false_alarm_rate
+
+
 def calibrate(det: Detector, prepared: list[PreparedFrame], parts: list[list[Piece]], scaler: Scaler,
-              max_gap: float) -> Calibration:
+              max_gap: float, *, period_s: float) -> Calibration:
     """Threshold ``det`` (whose ``_fit_core`` has run) on the held-back pieces ``parts`` of each frame."""
     segments, owners, overlap = calibration_segments(det, prepared, parts, scaler, max_gap)
     per_segment = [det._aggregate(e) for e in det._sensor_errors(segments)]
@@ -133,7 +146,8 @@ def calibrate(det: Detector, prepared: list[PreparedFrame], parts: list[list[Pie
     if len(statistic) == 0:
         raise DataError(f"too few rows to calibrate: every held-back segment has fewer than alarm_k={det.alarm_k}"
                         " windows; give more history or a smaller alarm_k")
-    threshold = Threshold.fit(statistic, method=det.threshold_method, target_rate=det.target_false_alarm_rate)
+    threshold = Threshold.fit(stats, method=det.threshold_method, target_rate=target_rate(det, period_s),
+                              cluster_gap=det.alarm_n)
     own = machine_thresholds(owners, stats, threshold, enabled=det.machine_thresholds)
     return Calibration(threshold=threshold, machine_thresholds=own, scores_by_machine=by_owner, n_windows=n_windows,
                        warnings=threshold_warnings(threshold, overlap, n_windows))
@@ -180,10 +194,10 @@ def machine_thresholds(owners: list[str], stats: list[np.ndarray], fleet: Thresh
     if not enabled or len(by_owner) < 2:
         return out
     for owner, values in by_owner.items():
-        joined = np.concatenate(values)
-        if len(joined) < MIN_MACHINE_CALIBRATION:
+        if sum(len(v) for v in values) < MIN_MACHINE_CALIBRATION:
             continue
-        own = Threshold.fit(joined, method=fleet.method, target_rate=fleet.target_rate)
+        own = Threshold.fit(values, method=fleet.method, target_rate=fleet.target_rate,
+                            cluster_gap=int(fleet.params.get("cluster_gap", 1)))
         if own.value < MACHINE_THRESHOLD_FLOOR * fleet.value:
             own = own.model_copy(update={"value": MACHINE_THRESHOLD_FLOOR * fleet.value,
                                          "params": {**own.params, "floored_at_fleet_share": MACHINE_THRESHOLD_FLOOR}})
@@ -198,6 +212,9 @@ def threshold_warnings(threshold: Threshold, overlap: bool, n_windows: int) -> l
         warnings.append(f"short history: calibration windows overlap the fitting data ({n_windows} windows); the "
                         "threshold may be optimistic")
     fallback = threshold.params.get("fallback")
+    if threshold.method == "declustered" and threshold.params.get("clusters", MIN_CLUSTERS) < MIN_CLUSTERS:
+        warnings.append(f"few clusters of high scores ({threshold.params['clusters']}) in the calibration data: the "
+                        "threshold is extrapolated with an exponential tail; more history gives a tighter one")
     if fallback == "quantile":
         warnings.append("peaks-over-threshold fell back to the empirical quantile: "
                         f"{threshold.params.get('reason', 'no fit')}")

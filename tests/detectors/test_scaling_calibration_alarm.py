@@ -109,8 +109,41 @@ def test_threshold_rejects_empty_and_bad_rates() -> None:
         Threshold.fit(np.array([np.nan]), method="quantile", target_rate=0.01)
     with pytest.raises(DataError, match="expected 0 < target_rate < 1"):
         Threshold.fit(np.arange(10.0), method="quantile", target_rate=1.5)
-    with pytest.raises(DataError, match="expected 'quantile' or 'pot'"):
+    with pytest.raises(DataError, match=r"expected one of \['quantile', 'pot', 'declustered'\]"):
         Threshold.fit(np.arange(10.0), method="median", target_rate=0.1)  # type: ignore[arg-type]
+
+
+def test_declustered_on_independent_values_is_pot() -> None:
+    # gap 1: every value over the initial level is a cluster of its own, so the target is exceedances per value
+    scores = np.random.default_rng(2).exponential(size=20_000)
+    t = Threshold.fit([scores], method="declustered", target_rate=1e-4, cluster_gap=1)
+    assert t.value == pytest.approx(math.log(1e4), rel=0.15)
+    assert t.params["clusters"] == int(np.sum(scores > t.params["u"]))
+
+
+def test_declustered_counts_a_run_of_high_values_once() -> None:
+    # each independent exponential value held for 100 readings (an autocorrelated alarm statistic): the target, one
+    # raise per 100,000 readings, is one block in 1,000 over the threshold, exp(-z) = 1e-3. Per value, POT reads the
+    # same target as one *reading* in 100,000 (exp(-z) = 1e-5, z = 11.5: beyond the data), and its guard pins it at
+    # the largest value instead: wherever the data end, not where the target is.
+    blocks = np.random.default_rng(3).exponential(size=4_000)
+    held = np.repeat(blocks, 100)
+    t = Threshold.fit([held], method="declustered", target_rate=1e-5, cluster_gap=100)
+    assert t.value == pytest.approx(math.log(1e3), rel=0.15)
+    per_value = Threshold.fit(held, method="pot", target_rate=1e-5)
+    assert per_value.value == held.max() and per_value.params["fallback"] == "quantile"
+    assert t.params["clusters"] <= int(np.sum(blocks > t.params["u"]))  # adjacent blocks over u merge
+
+
+def test_declustered_keeps_runs_apart_and_never_sits_below_a_cluster_when_the_target_is_beyond_the_data() -> None:
+    # two runs, each ending high: one cluster each (they are not joined across runs); 10 clusters in 1,000 values and
+    # a target of 1e-4 (0.1 raise expected in the data): the exponential tail, never below the largest cluster
+    runs = [np.r_[np.zeros(99), 5.0 + i] for i in range(10)]
+    t = Threshold.fit(runs, method="declustered", target_rate=1e-4, cluster_gap=200)
+    assert t.params["clusters"] == 10
+    assert t.value >= 14.0
+    one = Threshold.fit([np.concatenate(runs)], method="declustered", target_rate=1e-4, cluster_gap=200)
+    assert one.params["clusters"] == 1  # one run: 100 values apart is closer than the gap
 
 
 def test_alarm_needs_k_of_n_and_clears_after_m() -> None:
@@ -157,3 +190,20 @@ def test_threshold_is_calibrated_for_the_alarm_rule_not_single_windows() -> None
     sustained.loc[10_150:10_300, "sensor"] += 6.0  # moderate but lasting, between two bursts
     assert rule.predict(sustained).to_numpy()[10_150:10_301].any()
     assert not per_window.predict(sustained).to_numpy()[10_150:10_301].any()
+
+
+def test_declustered_detector_targets_alarms_per_machine_day() -> None:
+    import pandas as pd
+
+    from pdm.detectors.zscore import RobustZScoreDetector
+
+    rng = np.random.default_rng(6)
+    frame = pd.DataFrame({"timestamp": np.arange(0.0, 40_000.0, 2.0), "sensor": rng.normal(0.0, 1.0, 20_000)})
+    det = RobustZScoreDetector(threshold_method="declustered", target_alarms_per_day=0.5, alarm_k=3, alarm_n=10,
+                               alarm_m=10).fit(frame)
+    assert det.threshold_.target_rate == pytest.approx(0.5 * 2.0 / 86_400)  # raises per window at 2 s a window
+    assert det.threshold_.params["cluster_gap"] == 10  # the alarm's own window separates two raises
+    with pytest.raises(DataError, match="found target_alarms_per_day=0, expected > 0"):
+        RobustZScoreDetector(threshold_method="declustered", target_alarms_per_day=0).fit(frame)
+    with pytest.raises(DataError, match="found threshold_method='median'"):
+        RobustZScoreDetector(threshold_method="median").fit(frame)  # type: ignore[arg-type]
