@@ -32,14 +32,15 @@ def gru(train_fleet: dict[str, pd.DataFrame]):  # type: ignore[no-untyped-def]
     from pdm.detectors.gru import GRUAutoencoderDetector
 
     return GRUAutoencoderDetector(window=32, hidden=24, latent=8, epochs=15, max_train_windows=6000,
-                                  target_false_alarm_rate=1e-3, seed=0).fit(train_fleet)
+                                  threshold_method="pot", target_false_alarm_rate=1e-3,
+                                  seed=0).fit(train_fleet)
 
 
 @pytest.fixture(scope="session")
 def zscore(train_fleet: dict[str, pd.DataFrame]):  # type: ignore[no-untyped-def]
     from pdm.detectors.zscore import RobustZScoreDetector
 
-    return RobustZScoreDetector(seed=0).fit(train_fleet)
+    return RobustZScoreDetector(threshold_method="pot", seed=0).fit(train_fleet)  # per window, as the gru's
 
 
 @pytest.fixture(scope="session")

@@ -30,13 +30,15 @@ threshold (``quantile``, ``pot``), or the number of *raises* per window (``declu
   stop 10 % stronger than any in the history pages someone. Here the values over the initial level ``u`` are
   grouped into clusters (exceedances closer than ``cluster_gap`` windows, within one run of consecutive values,
   are one cluster: one raise), a generalised Pareto distribution is fitted to the cluster maxima (an exponential
-  tail with fewer than `MIN_CLUSTERS` clusters or a shape beyond +-`MAX_ABS_XI`), and the threshold is the level
-  that ``q`` clusters per window exceed (``q`` = raises per machine-day x the sampling period / 86,400)::
+  tail for a shape beyond +-`MAX_ABS_XI`), and the threshold is the level that ``q`` clusters per window exceed
+  (``q`` = raises per machine-day x the sampling period / 86,400)::
 
       z = u + sigma / xi * ((q / rate) ** -xi - 1),    rate = clusters over u per window
 
   When fewer than one raise is expected in the calibration data (``q * n < 1``) it is never below the largest
-  cluster maximum (Coles 2001, chapter 5; Ferro and Segers 2003 for runs declustering).
+  cluster maximum (Coles 2001, chapter 5; Ferro and Segers 2003 for runs declustering). With fewer than
+  `MIN_CLUSTERS` clusters (a short history) there is nothing to fit: ``pot`` with ``q`` per window is used
+  (``params["fallback"] = "pot"``), on the safe side, since every raise is at least one window over the threshold.
 
 >>> import numpy as np
 >>> scores = np.random.default_rng(0).exponential(size=20_000)
@@ -107,24 +109,17 @@ class Threshold(BaseModel):
             raise DataError("no calibration scores: expected at least one held-back normal window")
         if not 0 < target_rate < 1:
             raise DataError(f"found target_rate={target_rate}, expected 0 < target_rate < 1")
-        params: dict[str, Any] = {}
-        value = float("nan")
-        if method == "pot":
-            value, params = _pot(scores, target_rate, init_level, min_peaks)
-        elif method == "declustered":
+        if method == "declustered":
             value, params = _declustered(runs, target_rate, init_level, cluster_gap)
-        elif method != "quantile":
+            if not math.isfinite(value):  # too few clusters to fit: per window (each raise is a window over it)
+                value, pot = _pot_or_quantile(scores, target_rate, init_level, min_peaks)
+                params = {**pot, "declustered": params, "fallback": "pot", "pot_fallback": pot.get("fallback")}
+        elif method == "pot":
+            value, params = _pot_or_quantile(scores, target_rate, init_level, min_peaks)
+        elif method == "quantile":
+            value, params = float(np.quantile(scores, 1.0 - target_rate, method="higher")), {}
+        else:
             raise DataError(f"found threshold method {method!r}, expected one of {list(THRESHOLD_METHODS)}")
-        if method == "pot" and target_rate * len(scores) < 1.0:  # the target lies beyond the calibration data
-            tail_value, tail = _exponential_tail(scores, target_rate)
-            if not math.isfinite(value) or tail_value > value:
-                params.update(fallback="exponential_tail", pot_value=value if math.isfinite(value) else None,
-                              tail=tail)
-                value = tail_value
-        if not math.isfinite(value):
-            value = float(np.quantile(scores, 1.0 - target_rate, method="higher"))
-            if method == "pot":
-                params["fallback"] = "quantile"
         return cls(
             value=value,
             method=method,
@@ -176,26 +171,37 @@ def _declustered(runs: Sequence[np.ndarray], q: float, init_level: float, gap: i
     rate = len(maxima) / n  # clusters over u per value
     params: dict[str, Any] = {"init_level": init_level, "u": u, "clusters": len(maxima), "cluster_gap": gap,
                               "values": n, "expected_in_calibration": q * n}
-    if len(maxima) == 0:
-        return float(scores.max()), {**params, "reason": "no value over the initial level"}
+    if len(maxima) < MIN_CLUSTERS:
+        return float("nan"), {**params, "reason": f"{len(maxima)} clusters, fewer than {MIN_CLUSTERS}"}
     ratio = q / rate  # the share of clusters allowed over the threshold
     if ratio >= 1.0:
         return u, {**params, "reason": "target rate not beyond the initial level"}
     excess = maxima - u
     xi, sigma = 0.0, float(excess.mean())
-    if len(maxima) >= MIN_CLUSTERS:
-        fit_xi, _, fit_sigma = genpareto.fit(excess, floc=0.0)
-        if abs(fit_xi) <= MAX_ABS_XI:
-            xi, sigma = float(fit_xi), float(fit_sigma)
-        else:
-            params["reason"] = f"Pareto shape {fit_xi:.3g} beyond +-{MAX_ABS_XI}: exponential tail"
+    fit_xi, _, fit_sigma = genpareto.fit(excess, floc=0.0)
+    if abs(fit_xi) <= MAX_ABS_XI:
+        xi, sigma = float(fit_xi), float(fit_sigma)
     else:
-        params["reason"] = f"{len(maxima)} clusters, fewer than {MIN_CLUSTERS}: exponential tail"
+        params["reason"] = f"Pareto shape {fit_xi:.3g} beyond +-{MAX_ABS_XI}: exponential tail"
     z = u - sigma * math.log(ratio) if abs(xi) < 1e-06 else u + sigma / xi * (ratio ** (-xi) - 1.0)
     params.update(xi=xi, sigma=sigma, fitted_value=float(z))
     if q * n < 1.0:  # fewer than one raise expected in the calibration data: never below a cluster it holds
         z = max(z, float(maxima.max()))
     return float(z), params
+
+
+def _pot_or_quantile(scores: np.ndarray, q: float, init_level: float, min_peaks: int) -> tuple[float, dict[str, Any]]:
+    """``pot`` with its fallbacks (module docstring): the exponential tail beyond the data, else the quantile."""
+    value, params = _pot(scores, q, init_level, min_peaks)
+    if q * len(scores) < 1.0:  # the target lies beyond the calibration data
+        tail_value, tail = _exponential_tail(scores, q)
+        if not math.isfinite(value) or tail_value > value:
+            params.update(fallback="exponential_tail", pot_value=value if math.isfinite(value) else None, tail=tail)
+            value = tail_value
+    if not math.isfinite(value):
+        value = float(np.quantile(scores, 1.0 - q, method="higher"))
+        params["fallback"] = "quantile"
+    return value, params
 
 
 def _pot(scores: np.ndarray, q: float, init_level: float, min_peaks: int) -> tuple[float, dict[str, Any]]:

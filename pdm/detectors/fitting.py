@@ -212,9 +212,12 @@ def threshold_warnings(threshold: Threshold, overlap: bool, n_windows: int) -> l
         warnings.append(f"short history: calibration windows overlap the fitting data ({n_windows} windows); the "
                         "threshold may be optimistic")
     fallback = threshold.params.get("fallback")
-    if threshold.method == "declustered" and threshold.params.get("clusters", MIN_CLUSTERS) < MIN_CLUSTERS:
-        warnings.append(f"few clusters of high scores ({threshold.params['clusters']}) in the calibration data: the "
-                        "threshold is extrapolated with an exponential tail; more history gives a tighter one")
+    if fallback == "pot":  # declustered, from too few clusters
+        found = threshold.params["declustered"]["clusters"]
+        warnings.append(f"few clusters of high scores ({found}, expected at least {MIN_CLUSTERS}) for a declustered "
+                        "threshold: per-window peaks over threshold used instead (on the safe side); more history "
+                        "gives a tighter one")
+        fallback = threshold.params.get("pot_fallback")
     if fallback == "quantile":
         warnings.append("peaks-over-threshold fell back to the empirical quantile: "
                         f"{threshold.params.get('reason', 'no fit')}")

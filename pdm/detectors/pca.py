@@ -178,7 +178,7 @@ class PCADetector(Detector):
         scaling: ScalingMode = "per_machine",
         max_gap_factor: float = 5.0,
         calibration_fraction: float = 0.2,
-        threshold_method: ThresholdMethod = "pot",
+        threshold_method: ThresholdMethod = "declustered",
         target_false_alarm_rate: float = 1e-4,
         target_alarms_per_day: float = 0.05,
         alarm_k: int = 60,

@@ -3,7 +3,9 @@
 Figures per model, each at the model's own calibrated threshold:
 
 - on the held-out **normal** readings: the *raise rate*, the share of windows at which the alarm rule's raise
-  condition holds (the quantity the threshold is calibrated for: its target is ``target_false_alarm_rate``), the
+  condition holds (the quantity a ``pot`` or ``quantile`` threshold is calibrated for, at the target
+  ``target_false_alarm_rate``; a ``declustered`` threshold's target, raises per window, is far smaller, so the
+  champion's own raise rate sets the limit), the
   share of windows over the threshold, and `pdm.evaluation`'s false alarms (episodes, per machine-day) and
   pointwise false-alarm rate;
 - on slices around **labelled faults**: `pdm.evaluation`'s event recall (by type) and detection delays.

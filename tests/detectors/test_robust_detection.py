@@ -42,7 +42,10 @@ def test_a_few_hundred_rows_do_not_flag_most_later_healthy_rows() -> None:
     # by 4,000 readings later the temperature is 20 degC above anything in the history
     assert frame.temperature.iloc[-1] > frame.temperature.iloc[:400].max() + 15
     assert later["alarm"].mean() < 0.5, f"{later['alarm'].mean():.0%} of later healthy rows in alarm"
-    assert det.threshold_.params.get("fallback") == "exponential_tail"  # few calibration windows, rare target
+    # too few clusters for the declustered default: per-window POT, which extrapolates an exponential tail from few
+    # calibration windows for a rare target
+    assert det.threshold_.params.get("fallback") == "pot"
+    assert det.threshold_.params.get("pot_fallback") == "exponential_tail"
 
 
 def test_a_history_that_covers_its_range_scores_leaving_it(gru: GRUAutoencoderDetector) -> None:
@@ -99,7 +102,8 @@ def fleet_with_a_noisy_unit(n: int) -> dict[str, pd.DataFrame]:
 
 def test_machines_with_enough_history_get_their_own_threshold(tmp_path: Path) -> None:
     fleet = fleet_with_a_noisy_unit(15_000)
-    det = RobustZScoreDetector(scaling="global", target_false_alarm_rate=1e-3, machine_thresholds=True).fit(fleet)
+    det = RobustZScoreDetector(scaling="global", threshold_method="pot",
+                               target_false_alarm_rate=1e-3, machine_thresholds=True).fit(fleet)
     own = det.machine_thresholds_
     assert set(own) == set(fleet)  # 15,000 rows each: 2,405 alarm-statistic values, enough for a threshold of its own
     assert own["pump-002"].value > own["pump-000"].value  # the noisy unit no longer sets everyone's threshold
@@ -120,9 +124,11 @@ def test_machines_with_enough_history_get_their_own_threshold(tmp_path: Path) ->
 
 
 def test_short_histories_share_the_fleet_threshold() -> None:
-    det = RobustZScoreDetector(target_false_alarm_rate=1e-3, machine_thresholds=True).fit(normal_fleet(3, 3000, seed=9))
+    det = RobustZScoreDetector(threshold_method="pot", target_false_alarm_rate=1e-3,
+                               machine_thresholds=True).fit(normal_fleet(3, 3000, seed=9))
     assert det.machine_thresholds_ == {}
-    off = RobustZScoreDetector(target_false_alarm_rate=1e-3).fit(fleet_with_a_noisy_unit(12_000))
+    off = RobustZScoreDetector(threshold_method="pot",
+                               target_false_alarm_rate=1e-3).fit(fleet_with_a_noisy_unit(12_000))
     assert off.machine_thresholds_ == {}  # off by default (docs/detector.md: measured, more false alarms)
     assert det.threshold_for("pump-001") == det.threshold_.value
 

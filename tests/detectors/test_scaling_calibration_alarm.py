@@ -143,7 +143,9 @@ def test_declustered_keeps_runs_apart_and_never_sits_below_a_cluster_when_the_ta
     assert t.params["clusters"] == 10
     assert t.value >= 14.0
     one = Threshold.fit([np.concatenate(runs)], method="declustered", target_rate=1e-4, cluster_gap=200)
-    assert one.params["clusters"] == 1  # one run: 100 values apart is closer than the gap
+    assert one.params["declustered"]["clusters"] == 1  # one run: 100 values apart is closer than the gap
+    assert one.params["fallback"] == "pot"  # too few clusters to fit: per window, as `pot`
+    assert one.value == Threshold.fit(np.concatenate(runs), method="pot", target_rate=1e-4).value
 
 
 def test_alarm_needs_k_of_n_and_clears_after_m() -> None:

@@ -18,7 +18,8 @@ def test_pca_detects_the_feed_ratio_step_with_few_false_alarms() -> None:
     TEP protocol (per-sample verdict, label-free threshold at a 1 % target); the normal test run stays quiet."""
     from pdm.detectors.pca import PCADetector
 
-    det = PCADetector(features=ds.TEP_FEATURES, alarm_k=1, alarm_n=1, alarm_m=1, target_false_alarm_rate=0.01)
+    det = PCADetector(features=ds.TEP_FEATURES, alarm_k=1, alarm_n=1, alarm_m=1, threshold_method="pot",
+                      target_false_alarm_rate=0.01)
     det.fit({"tep": ds.tep_frame("d00")})
     faulty = det.detect(ds.tep_frame(ds.tep_test_name(1)), machine_id="tep")["exceeds"].to_numpy()
     normal = det.detect(ds.tep_frame(ds.tep_test_name(0)), machine_id="tep")["exceeds"].to_numpy()

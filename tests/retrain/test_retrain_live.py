@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from pdm.recorder.reader import read_table
 from pdm.saving import current_version
 from tests.support.broker import Broker
 from tests.support.cli import command
@@ -53,6 +54,9 @@ def test_record_retrain_promote_and_the_daemon_switches(mosquitto: Broker, tmp_p
             wait_for(lambda: metric(daemon, "pdm_windows_scored_total", model=MODEL) >= 4 * (N - 216), 60,
                      "every window")
             wait_for((recorded / "_wal").is_dir, 10, "the recorder's files")
+            # the recorder writes on its own clock: retrain reads only what it has written (a loaded machine lags)
+            wait_for(lambda: "cleared" in set(read_table(recorded, "alerts", include_open=True).get("event", [])), 30,
+                     "the recorded cleared event")
             result = subprocess.run(
                 command("retrain", "--model", models / MODEL, "--recorder", recorded, "--since", str(LIVE_START),
                         "--until", str(LIVE_START + 86_400), "--margin-before", "5m", "--margin-after", "5m",

@@ -104,6 +104,7 @@ def test_retrain_from_the_recorder_does_not_learn_a_fault_the_daemon_alerted_on(
     result = pdm("retrain", "--model", model, "--recorder", root, "--until", str(START_TS + 4000), "--last", "2h",
                  "--machine-type", "pump", "--margin-before", "1m", "--margin-after", "1m", "--window", "16",
                  "--hidden", "8", "--latent", "4", "--epochs", "3", "--max-train-windows", "3000",
+                 "--threshold-method", "pot",
                  "--target-false-alarm-rate", "0.001", "--alarm-k", "5", "--alarm-n", "10", "--alarm-m", "10")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "alert" in result.stdout and "maintenance" in result.stdout and "screened" not in result.stdout

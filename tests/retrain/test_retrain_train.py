@@ -124,8 +124,8 @@ def test_champion_kept_when_the_challenger_is_worse(champion_dir: Path, tmp_path
     before = current_version(name_dir)
     # a challenger set to raise far more often: a target false-alarm rate of 30 % of windows, one epoch
     out = retrain(from_frame(fleet(4000, 2)), name_dir,
-                  options(overrides=SMALL | {"epochs": 1, "target_false_alarm_rate": 0.3}, holdout_fraction=0.5,
-                          screen=False, keep=5))
+                  options(overrides=SMALL | {"epochs": 1, "threshold_method": "pot", "target_false_alarm_rate": 0.3},
+                          holdout_fraction=0.5, screen=False, keep=5))
     assert not out.promoted and current_version(name_dir) == before, out.decision
     assert out.version_dir.name in ordered_versions(name_dir)  # saved for inspection, not current
     check = out.decision.checks[0]

@@ -8,6 +8,7 @@ import pandas as pd
 from tests.support.synthetic import Fault, machine_frame
 
 SMALL = {"window": 16, "hidden": 8, "latent": 4, "epochs": 3, "max_train_windows": 3000, "jit_compile": False,
+         "threshold_method": "pot",
          "target_false_alarm_rate": 1e-3, "alarm_k": 5, "alarm_n": 10, "alarm_m": 10}
 FAULT = Fault("vibration_step", 1000, 1800, severity=2.0, sensor="vibration")  # in the training part of 4000 rows
 
