@@ -38,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"model      {det.version_dir_}  (checksums OK)")
     print(f"detector   {det.kind}, window {det.window_length} readings, period {det.period_s_:g} s")
     print("features   " + ", ".join(f"{f.name} [{f.unit or '?'}]" for f in det.feature_infos))
-    print(f"threshold  {t.value:.6g} ({t.method}, target {t.target_rate:g} per window, "
-          f"{t.n_calibration} calibration windows)")
+    target = (f"target {t.target_rate * 86_400 / det.period_s_:.3g} false alarms per machine-day, "
+              f"{t.params.get('clusters', '?')} clusters" if t.method == "declustered" else
+              f"target {t.target_rate:g} per window")
+    fallback = f", fell back to {t.params['fallback']}" if t.params.get("fallback") else ""
+    print(f"threshold  {t.value:.6g} ({t.method}{fallback}, {target}, {t.n_calibration} calibration windows)")
     print(f"alarm      raise on {a.k} of {a.n} windows over, clear after {a.m} under")
     print(f"training   {tr.get('rows')} rows from {len(machines) if isinstance(machines, list) else '?'} "
           f"machine(s); warnings: {tr.get('warnings') or 'none'}")
