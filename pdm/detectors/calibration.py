@@ -37,8 +37,9 @@ threshold (``quantile``, ``pot``), or the number of *raises* per window (``declu
 
   When fewer than one raise is expected in the calibration data (``q * n < 1``) it is never below the largest
   cluster maximum (Coles 2001, chapter 5; Ferro and Segers 2003 for runs declustering). With fewer than
-  `MIN_CLUSTERS` clusters (a short history) there is nothing to fit: ``pot`` with ``q`` per window is used
-  (``params["fallback"] = "pot"``), on the safe side, since every raise is at least one window over the threshold.
+  `MIN_CLUSTERS` clusters (a short history) there is nothing to fit: ``pot`` is used (``params["fallback"] =
+  "pot"``) with the per-window target ``q / theta``, ``theta`` (the extremal index) being clusters per exceedance
+  of ``u``: a raise is a cluster of ``1 / theta`` windows over the threshold on average (Coles 2001, 5.3).
 
 >>> import numpy as np
 >>> scores = np.random.default_rng(0).exponential(size=20_000)
@@ -101,8 +102,8 @@ class Threshold(BaseModel):
     ) -> Threshold:
         """``scores``: the calibration values, or a list of runs of consecutive values (one per segment; only
         ``declustered`` uses the runs). ``cluster_gap``: ``declustered`` merges exceedances closer than this."""
-        runs = [np.asarray(scores, dtype=np.float64)] if isinstance(scores, np.ndarray) else \
-            [np.asarray(s, dtype=np.float64) for s in scores]
+        one_run = isinstance(scores, np.ndarray) or not len(scores) or np.ndim(scores[0]) == 0
+        runs = [np.asarray(scores, dtype=np.float64)] if one_run else [np.asarray(s, dtype=np.float64) for s in scores]
         runs = [r[np.isfinite(r)] for r in runs]
         scores = np.concatenate(runs) if runs else np.zeros(0)
         if len(scores) == 0:
@@ -111,9 +112,11 @@ class Threshold(BaseModel):
             raise DataError(f"found target_rate={target_rate}, expected 0 < target_rate < 1")
         if method == "declustered":
             value, params = _declustered(runs, target_rate, init_level, cluster_gap)
-            if not math.isfinite(value):  # too few clusters to fit: per window (each raise is a window over it)
-                value, pot = _pot_or_quantile(scores, target_rate, init_level, min_peaks)
-                params = {**pot, "declustered": params, "fallback": "pot", "pot_fallback": pot.get("fallback")}
+            if not math.isfinite(value):  # too few clusters to fit: per window, at the target over theta
+                per_window = min(target_rate / params["extremal_index"], 0.5)
+                value, pot = _pot_or_quantile(scores, per_window, init_level, min_peaks)
+                params = {**pot, "declustered": params, "fallback": "pot", "pot_fallback": pot.get("fallback"),
+                          "per_window_target": per_window}
         elif method == "pot":
             value, params = _pot_or_quantile(scores, target_rate, init_level, min_peaks)
         elif method == "quantile":
@@ -169,8 +172,10 @@ def _declustered(runs: Sequence[np.ndarray], q: float, init_level: float, gap: i
     u = float(np.quantile(scores, init_level))
     maxima = clusters(runs, u, gap)
     rate = len(maxima) / n  # clusters over u per value
+    exceedances = int(np.sum(scores > u))
     params: dict[str, Any] = {"init_level": init_level, "u": u, "clusters": len(maxima), "cluster_gap": gap,
-                              "values": n, "expected_in_calibration": q * n}
+                              "values": n, "expected_in_calibration": q * n,
+                              "extremal_index": len(maxima) / exceedances if exceedances else 1.0}
     if len(maxima) < MIN_CLUSTERS:
         return float("nan"), {**params, "reason": f"{len(maxima)} clusters, fewer than {MIN_CLUSTERS}"}
     ratio = q / rate  # the share of clusters allowed over the threshold

@@ -215,14 +215,15 @@ def threshold_warnings(threshold: Threshold, overlap: bool, n_windows: int) -> l
     if fallback == "pot":  # declustered, from too few clusters
         found = threshold.params["declustered"]["clusters"]
         warnings.append(f"few clusters of high scores ({found}, expected at least {MIN_CLUSTERS}) for a declustered "
-                        "threshold: per-window peaks over threshold used instead (on the safe side); more history "
-                        "gives a tighter one")
+                        "threshold: per-window peaks over threshold at the target over the extremal index used "
+                        "instead; more history gives a tighter one")
         fallback = threshold.params.get("pot_fallback")
     if fallback == "quantile":
         warnings.append("peaks-over-threshold fell back to the empirical quantile: "
                         f"{threshold.params.get('reason', 'no fit')}")
     elif fallback == "exponential_tail":
-        warnings.append(f"few calibration values ({threshold.n_calibration}) for a target of {threshold.target_rate:g}:"
+        target = threshold.params.get("per_window_target", threshold.target_rate)
+        warnings.append(f"few calibration values ({threshold.n_calibration}) for a target of {target:g} per window:"
                         " the threshold is extrapolated with an exponential tail (on the safe side); more history "
                         "gives a tighter one")
     return warnings

@@ -144,8 +144,10 @@ def test_declustered_keeps_runs_apart_and_never_sits_below_a_cluster_when_the_ta
     assert t.value >= 14.0
     one = Threshold.fit([np.concatenate(runs)], method="declustered", target_rate=1e-4, cluster_gap=200)
     assert one.params["declustered"]["clusters"] == 1  # one run: 100 values apart is closer than the gap
-    assert one.params["fallback"] == "pot"  # too few clusters to fit: per window, as `pot`
-    assert one.value == Threshold.fit(np.concatenate(runs), method="pot", target_rate=1e-4).value
+    # too few clusters to fit: per window, as `pot`, at the target over the extremal index (1 cluster of the 10
+    # values over u = 0: theta = 0.1, so 1e-3 per window)
+    assert one.params["fallback"] == "pot" and one.params["per_window_target"] == pytest.approx(1e-3)
+    assert one.value == Threshold.fit(np.concatenate(runs), method="pot", target_rate=1e-3).value
 
 
 def test_alarm_needs_k_of_n_and_clears_after_m() -> None:
