@@ -72,7 +72,7 @@ from pdm.errors import DataError
 
 ThresholdMethod = Literal["quantile", "pot", "declustered"]
 THRESHOLD_METHODS = ("quantile", "pot", "declustered")
-MIN_CLUSTERS = 10  # fewer clusters over the initial level: an exponential tail instead of a Pareto fit
+MIN_CLUSTERS = 10  # declustered: fewer clusters over the initial level fall back to per-window POT
 MAX_ABS_XI = 0.5  # a Pareto shape fitted beyond this (from a few dozen clusters) is not trusted: exponential tail
 CALIBRATION_PARTS = 5  # the held-back share is spread over at most this many parts of each frame
 Piece = tuple[int, int, int, int]  # rows [fit_start, fit_end) fit, [cal_start, cal_end) calibrate

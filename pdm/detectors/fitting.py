@@ -148,7 +148,7 @@ def calibrate(det: Detector, prepared: list[PreparedFrame], parts: list[list[Pie
                         " windows; give more history or a smaller alarm_k")
     threshold = Threshold.fit(stats, method=det.threshold_method, target_rate=target_rate(det, period_s),
                               cluster_gap=det.alarm_n)
-    own = machine_thresholds(owners, stats, threshold, enabled=det.machine_thresholds)
+    own = machine_thresholds(owners, stats, threshold, enabled=det.machine_thresholds, cluster_gap=det.alarm_n)
     return Calibration(threshold=threshold, machine_thresholds=own, scores_by_machine=by_owner, n_windows=n_windows,
                        warnings=threshold_warnings(threshold, overlap, n_windows))
 
@@ -177,7 +177,7 @@ def calibration_segments(det: Detector, prepared: list[PreparedFrame], parts: li
 
 
 def machine_thresholds(owners: list[str], stats: list[np.ndarray], fleet: Threshold, *, enabled: bool = True,
-                       ) -> dict[str, Threshold]:
+                       cluster_gap: int = 1) -> dict[str, Threshold]:
     """A threshold of its own for every machine with at least `MIN_MACHINE_CALIBRATION` calibration values of the
     alarm statistic (``stats``, one array per segment of machine ``owners[i]``), never below
     `MACHINE_THRESHOLD_FLOOR` x the fleet's; the others use the fleet's.
@@ -196,8 +196,7 @@ def machine_thresholds(owners: list[str], stats: list[np.ndarray], fleet: Thresh
     for owner, values in by_owner.items():
         if sum(len(v) for v in values) < MIN_MACHINE_CALIBRATION:
             continue
-        own = Threshold.fit(values, method=fleet.method, target_rate=fleet.target_rate,
-                            cluster_gap=int(fleet.params.get("cluster_gap", 1)))
+        own = Threshold.fit(values, method=fleet.method, target_rate=fleet.target_rate, cluster_gap=cluster_gap)
         if own.value < MACHINE_THRESHOLD_FLOOR * fleet.value:
             own = own.model_copy(update={"value": MACHINE_THRESHOLD_FLOOR * fleet.value,
                                          "params": {**own.params, "floored_at_fleet_share": MACHINE_THRESHOLD_FLOOR}})
