@@ -142,8 +142,7 @@ def calibrate(det: Detector, prepared: list[PreparedFrame], parts: list[list[Pie
         by_owner.setdefault(owner, []).append(seg_scores)
     n_windows = sum(len(s) for s in per_segment)
     stats = [alarm_statistic(s, det.alarm_k, det.alarm_n) for s in per_segment]
-    statistic = np.concatenate(stats)
-    if len(statistic) == 0:
+    if not any(len(s) for s in stats):
         raise DataError(f"too few rows to calibrate: every held-back segment has fewer than alarm_k={det.alarm_k}"
                         " windows; give more history or a smaller alarm_k")
     threshold = Threshold.fit(stats, method=det.threshold_method, target_rate=target_rate(det, period_s),
