@@ -5,7 +5,9 @@ every telemetry reading scored once, every alert published at least once with it
 **What a machine's record holds**: its model, ``machine_type`` and last ``seq``; the newest ``window - 1`` applied
 readings (at least one), raw, as little-endian float64 (exact, NaN kept); its alarm look-back
 (`pdm.daemon.episodes.LookBack`) and whether the alarm is active; the open alert (id, window, since, peak and its
-contributions); the last score, the windows scored, and the time its state began. Restoring replays the readings
+contributions); the open sensor alerts (``kind: sensor``: id, reading time raised at, problem), which stay open
+after the restore until their problem is seen again or `pdm.daemon.quality.hold_s` has passed; the last score,
+the windows scored, and the time its state began. Restoring replays the readings
 into a fresh stream of the model (`Detector.stream`), which rebuilds the ring buffer and the newest reading time
 exactly (a window ready during the replay was scored before the kill and is dropped), then rebuilds the alarm
 tracker from the look-back. Not kept: the drift and data-quality span (as after any restart), the stride's phase
@@ -47,11 +49,13 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as mqtt
 
+from pdm.contract import alert_id
 from pdm.contract.errors import FieldValueError
 from pdm.contract.limits import plausible_time
 from pdm.daemon.episodes import LookBack, OpenAlert
 from pdm.daemon.machines import MachineState
 from pdm.daemon.models import ModelSlot
+from pdm.daemon.quality import PROBLEMS
 
 logger = logging.getLogger(__name__)
 JOURNAL = "journal.jsonl"
@@ -96,6 +100,28 @@ def open_alert(rec: object, machine_id: str) -> OpenAlert | None:
     return a
 
 
+def open_sensor_alerts(rec: object, machine_id: str, features: tuple[str, ...]) -> dict[str, tuple[str, float, str]]:
+    """The open sensor alerts of a record (absent in records written before they were kept): each names one of
+    the model's sensors, a known problem, a plausible time, and the id that machine, sensor and time give."""
+    if rec is None:
+        return {}
+    if not isinstance(rec, dict):
+        raise FieldValueError("checkpoint: sensors: expected {sensor: [alert_id, raised_at, problem]}")
+    out = {}
+    for sensor, item in rec.items():
+        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
+                and isinstance(item[1], float | int) and item[2] in PROBLEMS):
+            raise FieldValueError(f"checkpoint: sensors: {sensor}: found {str(item)[:80]}, expected "
+                                  f"[alert_id, raised_at, one of {list(PROBLEMS)}]")
+        aid, raised_at, problem = item
+        if sensor not in features or not plausible_time(float(raised_at)) or \
+                aid != alert_id(machine_id, float(raised_at), sensor):
+            raise FieldValueError(f"checkpoint: sensors: {sensor}: found alert_id {aid[:80]!r} raised at {raised_at},"
+                                  f" expected one of the model's sensors, from 2000 to before 2100, and its id")
+        out[sensor] = (aid, float(raised_at), problem)
+    return out
+
+
 def look_back(rec: Record, n: int) -> LookBack:
     look = LookBack(n)
     recent, under = rec.get("recent", ""), rec.get("under", 0)
@@ -113,7 +139,8 @@ def machine_record(m: MachineState) -> Record:
     return {"model": m.slot.name, "type": m.machine_type, "seq": m.last_seq, "f": list(m.slot.features),
             "ts": pack(tail_ts), "v": pack(tail_values), "active": m.tracker.active,
             "recent": "".join("1" if over else "0" for over in look.recent), "under": look.under,
-            "alert": alert_record(m.open_alert), "score": m.last_score, "scored": m.scored, "since": m.state_since}
+            "alert": alert_record(m.open_alert), "sensors": {k: list(v) for k, v in m.open_sensors.items()},
+            "score": m.last_score, "scored": m.scored, "since": m.state_since}
 
 
 def restore_machine(machine_id: str, rec: Record, slot: ModelSlot, drift_window: float, stride: int,
@@ -141,6 +168,7 @@ def restore_machine(machine_id: str, rec: Record, slot: ModelSlot, drift_window:
     tracker.active = bool(rec["active"])
     m.tracker = m.look.rebuild(tracker)
     m.open_alert = open_alert(rec.get("alert"), machine_id)
+    m.restore_sensors(open_sensor_alerts(rec.get("sensors"), machine_id, slot.features))
     score = rec.get("score")
     m.last_score = float(score) if isinstance(score, float | int) and math.isfinite(score) else None
     m.scored = int(rec.get("scored", 0))

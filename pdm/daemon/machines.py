@@ -38,7 +38,7 @@ import numpy as np
 from pdm.contract import Alert, State, Telemetry, alert_id
 from pdm.daemon.episodes import Event, LookBack, OpenAlert, severity, step
 from pdm.daemon.models import ModelSlot
-from pdm.daemon.quality import DriftSettings, MachineQuality
+from pdm.daemon.quality import DriftSettings, MachineQuality, hold_s
 from pdm.detectors.alarm import AlarmTracker
 from pdm.detectors.stream import Appended, WindowStream
 
@@ -90,6 +90,7 @@ class MachineState:
     maintenance: Mute | None = None
     open_alert: OpenAlert | None = None
     open_sensors: dict[str, tuple[str, float, str]] = field(default_factory=dict)  # sensor -> id, raised at, problem
+    sensors_held_until: float | None = None  # restored sensor alerts held open until then
     last_score: float | None = None
     published_state: str | None = None
     state_since: float = 0.0
@@ -288,10 +289,20 @@ class MachineState:
             if sensor not in self.open_sensors:
                 self.open_sensors[sensor] = (alert_id(self.machine_id, self.last_ts, sensor), self.last_ts, problem)
                 out.append(self._sensor_alert(sensor, "raised", instance))
-        for sensor in [s for s in self.open_sensors if s not in now]:
+        held = self.sensors_held_until is not None and self.last_ts < self.sensors_held_until
+        for sensor in [s for s in self.open_sensors if s not in now and not held]:
             out.append(self._sensor_alert(sensor, "cleared", instance))
             del self.open_sensors[sensor]
         return out
+
+    def restore_sensors(self, opened: dict[str, tuple[str, float, str]]) -> None:
+        """Open sensor alerts read back from a checkpoint: open, not raised again. The data-quality span starts
+        afresh after a restart, so a restored alert whose problem is not seen again stays open for
+        `pdm.daemon.quality.hold_s` of the reading clock (long enough for the spike and stuck rules to see it again)
+        and is then cleared with its own id."""
+        self.open_sensors = dict(opened)
+        if opened and self.last_ts is not None:
+            self.sensors_held_until = self.last_ts + hold_s(self.slot.drift, self.slot.period_s)
 
     def _sensor_alert(self, sensor: str, event: str, instance: str) -> Alert:
         aid, raised_at, problem = self.open_sensors[sensor]

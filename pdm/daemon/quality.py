@@ -25,7 +25,9 @@ The span is not kept across a restart of the daemon: drift is ``unavailable`` ag
   identical values in the training data (``calibration.json``; quantised sensors repeat in normal running), not
   checked for models without it. **Spikes**: at least ``SPIKE_COUNT`` (5) readings held by the model's spike rule
   (`pdm.detectors.spikes`) within the last ``SPIKE_SPAN_S`` (1 h) of the machine's clock. Each sensor with a problem
-  is also a ``kind: sensor`` alert (`pdm.daemon.machines.MachineState.sensor_alerts`).
+  is also a ``kind: sensor`` alert (`pdm.daemon.machines.MachineState.sensor_alerts`). With ``--state-dir`` an open
+  sensor alert survives a restart (`pdm.daemon.checkpoint`); as the span starts afresh, it stays open for `hold_s`
+  of the reading clock unless its problem is seen again, and is then cleared with its own id.
 
 **Verdict** (the first that applies):
 
@@ -59,6 +61,7 @@ FEED_RATE = 0.05
 STUCK_FACTOR = 3
 SPIKE_COUNT = 5
 SPIKE_SPAN_S = 3600.0
+PROBLEMS = ("missing", "stuck", "spikes")
 VERDICTS = ("ok", "faulty", "model_stale", "sensor_problem", "data_problem")
 DRIFTS = ("stable", "moderate", "drifted", "unavailable")
 # counter columns of a block; one null count per sensor follows them
@@ -251,6 +254,17 @@ class MachineQuality:
         if ref.summary is None or windows < MIN_WINDOWS or span is None or span < rules.window_s / 2:
             return None
         return psi(ref.summary.reference(machine_id), self.hist.sum(axis=0))
+
+
+def hold_s(ref: Reference, period_s: float) -> float:
+    """Reading seconds after a restart within which every sensor rule sees a problem that is still there again:
+    the spike span, or the longest stuck limit when that is longer.
+
+    >>> hold_s(Reference(None, np.zeros(0), np.array([30, 9000]), 15), 1.0)
+    9000.0
+    """
+    stuck = 0.0 if ref.stuck_after is None or not len(ref.stuck_after) else float(ref.stuck_after.max()) * period_s
+    return max(SPIKE_SPAN_S, stuck)
 
 
 def _rate(count: np.integer[Any] | int, total: int) -> float:

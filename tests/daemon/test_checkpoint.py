@@ -18,6 +18,7 @@ from pdm.daemon.checkpoint import JOURNAL, SNAPSHOT, Checkpoint, machine_record,
 from pdm.daemon.episodes import LookBack, OpenAlert, step
 from pdm.daemon.machines import MachineState
 from pdm.daemon.models import Models, ModelSlot
+from pdm.daemon.quality import hold_s
 from pdm.daemon.settings import SettingsError
 from pdm.detectors.alarm import AlarmRule, AlarmTracker
 from tests.support.daemon import LIVE_START, MODEL, SENSORS, machine_arrays, models_dir, simulate
@@ -71,6 +72,34 @@ def test_a_restored_machine_goes_on_exactly_as_the_original(slot: ModelSlot) -> 
         assert before  # the cut really falls in a history with alerts
         redelivered = copy.apply(message("pump-001", 0, ts[:cut], values[:cut]))
         assert redelivered.ready is None and redelivered.readings == 0  # already scored: dropped
+
+
+def test_an_open_sensor_alert_survives_a_restore_and_is_cleared_with_its_own_id(slot: ModelSlot) -> None:
+    hold = hold_s(slot.drift, slot.period_s)
+    n = int(hold / slot.period_s) + 600
+    ts, values = pump(n)
+    dead = values.copy()
+    dead[300:, SENSORS.index("pressure")] = np.nan  # a dead transmitter: 100 nulls (window 16) raise "missing"
+    original = MachineState.create("pump-001", slot, "pump", keep_tail=True)
+    original.apply(message("pump-001", 0, ts[:400], dead[:400]))
+    [raised] = original.sensor_alerts("test")
+    assert (raised.sensor, raised.problem, raised.event) == ("pressure", "missing", "raised")
+    record = json.loads(json.dumps(machine_record(original)))
+    assert record["sensors"] == {"pressure": [raised.alert_id, float(ts[399]), "missing"]}
+
+    still_dead = restore_machine("pump-001", record, slot, 86_400.0, 1)
+    still_dead.apply(message("pump-001", 1, ts[400:450], dead[400:450]))  # still nothing: not raised again
+    assert still_dead.sensor_alerts("test") == []
+    assert still_dead.open_sensors["pressure"][0] == raised.alert_id
+
+    mended = restore_machine("pump-001", record, slot, 86_400.0, 1)
+    events: list[tuple[float, str, str]] = []
+    for i in range(400, n, 100):  # the sensor works again: the span after the restart shows no problem
+        mended.apply(message("pump-001", i, ts[i : i + 100], values[i : i + 100]))
+        events += [(float(mended.last_ts or 0), a.event, a.alert_id) for a in mended.sensor_alerts("test")]
+    [(when, event, aid)] = events  # held open for the hold span, then cleared with the id it was raised with
+    assert (event, aid) == ("cleared", raised.alert_id)
+    assert ts[399] + hold <= when < ts[399] + hold + 100 * slot.period_s
 
 
 def feed(tracker: AlarmTracker, look: LookBack, alert: OpenAlert | None, i: int, *, over: bool,
@@ -154,6 +183,13 @@ def test_a_record_that_does_not_fit_is_refused(slot: ModelSlot) -> None:
                                                        "since": LIVE_START, "peak": 1.0}}, slot, 86_400.0, 1)
     with pytest.raises(FieldValueError, match="look-back"):
         restore_machine("pump-001", {**good, "recent": "01x"}, slot, 86_400.0, 1)
+    raised = float(ts[-1])
+    for sensors in ({"humidity": ["pump-001-humidity-1", raised, "stuck"]},  # not one of the model's sensors
+                    {"pressure": ["pump-001-pressure-1", raised, "stuck"]},  # an id the machine and time do not give
+                    {"pressure": [f"pump-001-pressure-{round(raised * 1000)}", raised, "melted"]},  # no such problem
+                    {"pressure": "pump-001-pressure"}):
+        with pytest.raises(FieldValueError, match="sensors"):
+            restore_machine("pump-001", {**good, "sensors": sensors}, slot, 86_400.0, 1)
     with pytest.raises(FieldValueError, match="alert_id"):
         OpenAlert.untrusted("pump-001", "pump-001-1000", LIVE_START, None, 60.0)  # 1970
 
