@@ -120,7 +120,7 @@ class Alert(Message):
     # project extension (docs/mqtt-contract.md): a broken sensor is not a broken machine. Absent: a machine alert.
     kind: Literal["machine", "sensor"] = "machine"
     sensor: Name | None = None
-    problem: Literal["missing", "stuck", "spikes"] | None = None
+    problem: Literal["missing", "stuck", "spikes", "drift"] | None = None
 
     def encode(self) -> bytes:
         """A machine alert as the contract has it; a sensor alert with its three extra fields."""

@@ -108,6 +108,7 @@ class MachineState:
         m = cls(machine_id, slot, det.stream(machine_id, stride=stride), det.new_alarm_tracker(),
                 MachineQuality(len(slot.features), slot.drift.n_bins, drift_window), machine_type)
         m.look = LookBack(det.alarm_rule.n)
+        m.quality.watch_rest(slot.drift.rest(machine_id))
         if keep_tail:
             m.tail = (np.empty(0), np.empty((0, len(slot.features))))
         return m
@@ -290,10 +291,17 @@ class MachineState:
                 self.open_sensors[sensor] = (alert_id(self.machine_id, self.last_ts, sensor), self.last_ts, problem)
                 out.append(self._sensor_alert(sensor, "raised", instance))
         held = self.sensors_held_until is not None and self.last_ts < self.sensors_held_until
-        for sensor in [s for s in self.open_sensors if s not in now and not held]:
+        for sensor in [s for s in self.open_sensors if s not in now and not held and not self._unjudged(s)]:
             out.append(self._sensor_alert(sensor, "cleared", instance))
             del self.open_sensors[sensor]
         return out
+
+    def _unjudged(self, sensor: str) -> bool:
+        """An open drift alert whose sensor the drift rule has not judged since it began (after a restart: the
+        machine has not rested long enough yet) stays open."""
+        rest = self.quality.rest
+        return self.open_sensors[sensor][2] == "drift" and (
+            rest is None or not rest.judged(self.slot.features.index(sensor)))
 
     def restore_sensors(self, opened: dict[str, tuple[str, float, str]]) -> None:
         """Open sensor alerts read back from a checkpoint: open, not raised again. The data-quality span starts
@@ -352,6 +360,7 @@ class MachineState:
         idx = [old.features.index(f) for f in slot.features]
         skipped = self.stream.rebase(slot.detector)
         self.quality.rebase(idx, slot.drift.n_bins, self.last_ts)
+        self.quality.watch_rest(slot.drift.rest(self.machine_id))  # the new version's rest levels, from now
         if slot.detector.alarm_rule != old.detector.alarm_rule:
             self._restart_look_back(slot.detector.new_alarm_tracker())
         self.slot = slot

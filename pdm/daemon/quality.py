@@ -19,15 +19,18 @@ The span is not kept across a restart of the daemon: drift is ``unavailable`` ag
   names a machine the daemon already scores); ``missing_rate``: the worst sensor's share of null values among the
   span's readings; ``duplicate_rate`` and ``late_rate``: readings dropped / readings received; ``lost_rate``:
   messages missing upstream (``seq`` jumps) / messages sent; ``gaps``: window restarts.
-- ``sensors``: ``{sensor: "missing" | "stuck" | "spikes"}``, the sensors with a problem now. **Missing**: null in
-  at least ``MISSING_RATE`` (10 %) of the span's readings, or null for at least a whole window now (every window scored
-  now sees only the fill value). **Stuck**: the same value for more than ``STUCK_FACTOR`` (3) x the longest run of
-  identical values in the training data (``calibration.json``; quantised sensors repeat in normal running), not
-  checked for models without it. **Spikes**: at least ``SPIKE_COUNT`` (5) readings held by the model's spike rule
-  (`pdm.detectors.spikes`) within the last ``SPIKE_SPAN_S`` (1 h) of the machine's clock. Each sensor with a problem
-  is also a ``kind: sensor`` alert (`pdm.daemon.machines.MachineState.sensor_alerts`). With ``--state-dir`` an open
-  sensor alert survives a restart (`pdm.daemon.checkpoint`); as the span starts afresh, it stays open for `hold_s`
-  of the reading clock unless its problem is seen again, and is then cleared with its own id.
+- ``sensors``: ``{sensor: "missing" | "stuck" | "spikes" | "drift"}``, the sensors with a problem now.
+  **Missing**: null in at least ``MISSING_RATE`` (10 %) of the span's readings, or null for at least a whole window
+  now (every window scored now sees only the fill value). **Stuck**: the same value for more than ``STUCK_FACTOR``
+  (3) x the longest run of identical values in the training data (``calibration.json``; quantised sensors repeat in
+  normal running), not checked for models without it. **Spikes**: at least ``SPIKE_COUNT`` (5) readings held by
+  the model's spike rule (`pdm.detectors.spikes`) within the last ``SPIKE_SPAN_S`` (1 h) of the machine's clock.
+  **Drift**: its readings at rest are offset from its rest level in training (`pdm.detectors.rest`: only sensors
+  with a stable rest level, on machines the model learned rest levels for). Each sensor with a problem is also a
+  ``kind: sensor`` alert (`pdm.daemon.machines.MachineState.sensor_alerts`). With ``--state-dir`` an open sensor
+  alert survives a restart (`pdm.daemon.checkpoint`); as the span starts afresh, it stays open for `hold_s` of the
+  reading clock unless its problem is seen again (a drift alert: until its sensor has been judged at rest again),
+  and is then cleared with its own id.
 
 **Verdict** (the first that applies):
 
@@ -53,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from pdm.detectors.drift import CalibrationSummary, drift_level, psi, score_bins
+from pdm.detectors.rest import RestLevels, RestWatch
 
 BLOCKS = 24
 MIN_WINDOWS = 100
@@ -61,7 +65,7 @@ FEED_RATE = 0.05
 STUCK_FACTOR = 3
 SPIKE_COUNT = 5
 SPIKE_SPAN_S = 3600.0
-PROBLEMS = ("missing", "stuck", "spikes")
+PROBLEMS = ("missing", "stuck", "spikes", "drift")
 VERDICTS = ("ok", "faulty", "model_stale", "sensor_problem", "data_problem")
 DRIFTS = ("stable", "moderate", "drifted", "unavailable")
 # counter columns of a block; one null count per sensor follows them
@@ -95,6 +99,10 @@ class Reference:
         return cls(summary, np.asarray(summary.edges, dtype=np.float64),
                    STUCK_FACTOR * np.asarray(summary.longest_repeat, dtype=np.int64), window)
 
+    def rest(self, machine_id: str) -> RestLevels | None:
+        """The rest levels ``machine_id``'s sensors are checked for drift against (``None``: not checked)."""
+        return None if self.summary is None else self.summary.rest.get(machine_id)
+
     @property
     def n_bins(self) -> int:
         return len(self.edges) + 1
@@ -118,6 +126,11 @@ class MachineQuality:
         self.runs = np.zeros(2 * n_sensors, dtype=np.int64)
         self.spikes: list[deque[tuple[float, int]]] = [deque(maxlen=SPIKE_COUNT) for _ in range(n_sensors)]
         self.verdict, self.drift = "ok", "unavailable"  # of the last report (the fleet gauges tally them)
+        self.rest: RestWatch | None = None  # the sensor-drift rule (`watch_rest`)
+
+    def watch_rest(self, levels: RestLevels | None) -> None:
+        """Check the sensors for drift against ``levels`` from now on (``None``: not checked)."""
+        self.rest = None if levels is None else RestWatch(levels)
 
     def _row(self, ts: float | None) -> int:
         """The ring row of the block holding ``ts`` (the current block when ``ts`` is older or unknown)."""
@@ -155,6 +168,8 @@ class MachineQuality:
             c[DUPLICATES : GAPS + 1] += (duplicates, late, lost, gaps)
         if not n:
             return
+        if self.rest is not None:
+            self.rest.update(values)
         nulls = np.isnan(values)
         c[N_FIXED:] += np.add.reduce(nulls, axis=0)
         # runs ending at the newest reading, newest row first: nulls (broken by a value) and equal values (broken by
@@ -224,7 +239,7 @@ class MachineQuality:
 
     def sensor_problems(self, ref: Reference, features: tuple[str, ...],
                         missing: np.ndarray | None = None) -> dict[str, str]:
-        """``{sensor: "missing" | "stuck" | "spikes"}`` now (the module's rules)."""
+        """``{sensor: "missing" | "stuck" | "spikes" | "drift"}`` now (the module's rules)."""
         if missing is None:
             tot = self.counts.sum(axis=0)
             readings = int(tot[READINGS])
@@ -240,6 +255,9 @@ class MachineQuality:
             for k, recent in enumerate(self.spikes):
                 if sum(n for t, n in recent if t >= since) >= SPIKE_COUNT:
                     sensors.setdefault(features[k], "spikes")
+        if self.rest is not None:
+            for d in self.rest.drifting:
+                sensors.setdefault(features[d], "drift")
         return sensors
 
     def span_s(self) -> float | None:

@@ -12,6 +12,8 @@ threshold, and from the training rows):
 - ``quantiles``: a fixed set of quantiles of the pooled calibration scores (for people and reports).
 - ``longest_repeat``: per sensor, the longest run of identical consecutive values in the training rows (the
   stuck-sensor rule's reference: quantised sensors repeat values in normal running).
+- ``rest``: per machine, its rest bands and each sensor's rest level (`pdm.detectors.rest.RestLevels`: the
+  sensor-drift rule's reference); absent in models saved before it, whose sensors are not checked for drift.
 
 PSI of observed counts ``c`` (shares ``a = c / sum(c)``) against reference shares ``e``::
 
@@ -39,6 +41,7 @@ from typing import Literal, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pdm.detectors.rest import RestLevels
 from pdm.errors import DataError
 
 BINS = 10
@@ -73,6 +76,7 @@ class CalibrationSummary(BaseModel):
     machines: dict[str, BinShares] = Field(default_factory=dict)
     quantiles: dict[str, float]
     longest_repeat: list[int]
+    rest: dict[str, RestLevels] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -84,13 +88,17 @@ class CalibrationSummary(BaseModel):
                 raise ValueError(f"{name}: found {len(b.shares)} shares, expected {len(e) + 1} (one per bin)")
         if any(r < 1 for r in self.longest_repeat):
             raise ValueError(f"longest_repeat: found {self.longest_repeat}, expected counts >= 1")
+        for m, levels in self.rest.items():
+            if len(levels.lo) != len(self.longest_repeat):
+                raise ValueError(f"rest.{m}: found {len(levels.lo)} sensors, expected {len(self.longest_repeat)}")
         return self
 
     @classmethod
     def fit(cls, scores: Mapping[str, Sequence[np.ndarray]], training_values: Sequence[np.ndarray],
-            bins: int = BINS) -> CalibrationSummary:
+            bins: int = BINS, machines: Sequence[str] | None = None) -> CalibrationSummary:
         """``scores``: each machine's calibration window scores (one array per segment); ``training_values``: the
-        training rows (n, sensors) of each frame, in time order."""
+        training rows (n, sensors) of each frame, in time order; ``machines``: each frame's machine (rest levels
+        are learned per machine; none without)."""
         per_machine = {m: np.concatenate([np.asarray(s, dtype=np.float64) for s in segs]) if segs else np.empty(0)
                        for m, segs in scores.items()}
         pooled = np.concatenate([*per_machine.values(), np.empty(0)])
@@ -103,15 +111,18 @@ class CalibrationSummary(BaseModel):
             counts = np.bincount(score_bins(edges, x), minlength=len(edges) + 1)
             return BinShares(shares=(counts / counts.sum()).tolist(), n_windows=int(counts.sum()))
 
-        machines = {m: shares(x[np.isfinite(x)]) for m, x in sorted(per_machine.items())
-                    if np.isfinite(x).sum() >= MIN_MACHINE_WINDOWS}
+        machine_shares = {m: shares(x[np.isfinite(x)]) for m, x in sorted(per_machine.items())
+                          if np.isfinite(x).sum() >= MIN_MACHINE_WINDOWS}
         n_sensors = training_values[0].shape[1] if training_values else 0
         longest = np.ones(n_sensors, dtype=np.int64)
         for values in training_values:
             longest = np.maximum(longest, longest_repeats(values))
-        return cls(edges=edges.tolist(), fleet=shares(pooled), machines=machines,
+        frames: dict[str, list[np.ndarray]] = {}
+        for owner, values in zip(machines or [], training_values, strict=False):
+            frames.setdefault(owner, []).append(values)
+        return cls(edges=edges.tolist(), fleet=shares(pooled), machines=machine_shares,
                    quantiles={str(q): float(v) for q, v in zip(QUANTILES, np.quantile(pooled, QUANTILES), strict=True)},
-                   longest_repeat=longest.tolist())
+                   longest_repeat=longest.tolist(), rest={m: RestLevels.fit(f) for m, f in sorted(frames.items())})
 
     def reference(self, machine_id: str) -> np.ndarray:
         """The shares ``machine_id`` is compared with: its own, else the fleet's."""

@@ -110,3 +110,30 @@ def test_the_engine_setting_chooses_the_engine_and_both_score_alike() -> None:
     keras_scores, keras_shares = det.score_windows(windows)
     np.testing.assert_allclose(onnx_scores, keras_scores, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(onnx_shares, keras_shares, atol=1e-4)
+
+
+def test_a_drifting_pressure_transmitter_is_a_sensor_alert_from_the_machines_rest(models: Models) -> None:
+    """`pdm.detectors.rest` in the daemon: the model learned pump-001's rest levels; 8 hours of it with the pressure
+    reading 0.5 bar high raise one ``drift`` sensor alert once the pump has stood still, and the same hours as
+    they were raise none."""
+    slot = models.slots[MODEL]
+    frame, _ = simulate(4, 8 * 3600, LIVE_START, fault_rate_per_day=0.0, forced=[])
+    ts, values = machine_arrays(frame, "pump-001")
+    rest = values[:, SENSORS.index("vibration")] < 0.3
+    assert 0.1 < rest.mean() and rest[: len(ts) // 2].any()  # the pump stands still for a while, in the first half
+    biased = values.copy()
+    biased[:, SENSORS.index("pressure")] += 0.5
+    alerts: dict[str, list[contract.Alert]] = {}
+    for name, data in (("as it was", values), ("biased", biased)):
+        m = MachineState.create("pump-001", slot, "pump")
+        alerts[name] = []
+        for seq, i in enumerate(range(0, len(ts), 600)):
+            m.apply(message("pump-001", seq, ts[i : i + 600], data[i : i + 600]))
+            alerts[name] += m.sensor_alerts("test")
+        if name == "biased":
+            assert m.quality.sensor_problems(slot.drift, slot.features) == {"pressure": "drift"}
+    assert alerts["as it was"] == []
+    [raised] = alerts["biased"]
+    assert (raised.kind, raised.sensor, raised.problem, raised.event) == ("sensor", "pressure", "drift", "raised")
+    first_rest = ts[int(np.argmax(rest))]
+    assert raised.ts > first_rest  # the evidence came when it stopped

@@ -1,0 +1,229 @@
+"""Sensor drift at rest: a sensor's reading offset while the machine stands still, where a bias shows and a fault
+does not.
+
+A drifting sensor adds a bias to everything it reports, whatever the machine does. A machine fault changes what
+the machine does: imbalance shakes in proportion to speed, a failing cooler heats only under load, so at rest the
+readings go back to their rest levels. The rest state is where the two part ways, and it needs no model of the
+machine: its *activity sensors* (vibration, pressure: sensors that sit in a narrow band at the bottom of their
+range together whenever the machine stops) say when it rests, and each sensor's reading at rest is compared with
+its rest readings in training. Each sensor is judged only by the *other* activity sensors, so a drifting activity
+sensor is judged too (a vibration offset at rest shows against the pressure's rest).
+
+Learned per machine from its training rows (`RestLevels.fit`; all in the sensors' own units):
+
+- A sensor's *bottom band* is ``[lo - 0.05 R, lo + BAND R]`` with ``lo`` its ``0.005`` quantile and ``R`` its
+  ``0.005``-``0.995`` range. A sensor is an *activity sensor* when at least ``MIN_SHARE`` (1 %) of the rows are in
+  its band and, for some other sensor likewise, at least ``COOCCUR`` (80 %) of either's band rows are in both
+  (temperature has a bottom band too, the cold nights, but its band and the rest do not coincide).
+- A row is *settled rest* for sensor ``j`` when every activity sensor other than ``j`` was in its band from
+  ``SETTLE`` rows before it to ``SETTLE`` rows after it (5 minutes at 1 Hz: pressure lags speed at stops and
+  starts). Sensor ``j``'s rest levels are the ``0.005`` and ``0.995`` quantiles of its settled rest values, kept
+  when there are at least ``MIN_REST`` of them and their spread is at most ``STABLE`` of ``R`` (a temperature
+  cooling down after a stop has no rest level: it is not checked); ``margin`` is the larger of that spread and
+  ``MARGIN`` x ``R``.
+
+Judged live (`RestWatch`), on each settled rest reading of a checked sensor: +1 above ``hi + margin``, -1 below
+``lo - margin``, 0 inside; an exponential average of the +1s and of the -1s over ``VOTES`` settled readings.
+**Drift** is raised when one average reaches ``ON`` (0.9, after at least ``VOTES`` settled readings since the
+watch began) and ends when it falls below ``OFF`` (0.5). Between rests the verdict holds: the evidence only comes
+when the machine stops.
+
+Limits, plainly: a machine that never stops (or stops for less than ``2 SETTLE`` rows) is never judged; a sensor
+without a stable rest level (temperature, following the ambient) is not checked; a fault that changes a reading at
+rest (a leak lowering the standing pressure) can look like drift of that sensor.
+
+A pump: vibration and pressure fall to their rest levels whenever it stops, temperature creeps; later the
+pressure transmitter reads 0.5 bar high:
+
+>>> rng = np.random.default_rng(0)
+>>> run = np.repeat(rng.random(60) < 0.6, 1200)                    # on and off in 20-minute stretches
+>>> noise = lambda s: rng.normal(0, s, run.size)
+>>> rows = np.column_stack([40 + 10 * run + noise(1.0), 0.1 + 2.0 * run + noise(0.03), 1.0 + 3.0 * run + noise(0.03)])
+>>> levels = RestLevels.fit([rows])
+>>> levels.checked                                                   # temperature has no rest level
+[False, True, True]
+>>> watch = RestWatch(levels)
+>>> watch.update(rows); watch.drifting
+[]
+>>> biased = rows.copy(); biased[:, 2] += 0.5
+>>> watch.update(biased); watch.drifting
+[2]
+>>> faulty = rows.copy(); faulty[:, 1] += 1.5 * run                 # imbalance: more vibration only while running
+>>> watch = RestWatch(levels)
+>>> watch.update(faulty); watch.drifting
+[]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, model_validator
+from scipy.signal import lfilter
+
+BAND = 0.1
+MIN_SHARE = 0.01
+COOCCUR = 0.8
+SETTLE = 300
+MIN_REST = 300
+STABLE = 0.2
+MARGIN = 0.02
+VOTES = 600
+ON, OFF = 0.9, 0.5
+
+
+class RestLevels(BaseModel):
+    """One machine's rest bands (activity sensors) and rest levels (checked sensors); ``None`` where a sensor has
+    none. Stored in ``calibration.json`` (`pdm.detectors.drift.CalibrationSummary`, ``rest``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    band_lo: list[float | None]
+    band_hi: list[float | None]
+    lo: list[float | None]
+    hi: list[float | None]
+    margin: list[float | None]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        n = len(self.band_lo)
+        if any(len(x) != n for x in (self.band_hi, self.lo, self.hi, self.margin)):
+            raise ValueError("rest levels: found lists of different lengths, expected one entry per sensor")
+        for a, b in [*zip(self.band_lo, self.band_hi, strict=True), *zip(self.lo, self.hi, strict=True)]:
+            if (a is None) != (b is None) or (a is not None and b is not None and not (
+                    math.isfinite(a) and math.isfinite(b) and a <= b)):
+                raise ValueError(f"rest levels: found a band ({a}, {b}), expected finite lo <= hi or both null")
+        if any((m is None) != (lo is None) or (m is not None and not (math.isfinite(m) and m >= 0))
+               for m, lo in zip(self.margin, self.lo, strict=True)):
+            raise ValueError("rest levels: found a margin without a level or not finite >= 0")
+        return self
+
+    @property
+    def activity(self) -> list[bool]:
+        return [b is not None for b in self.band_lo]
+
+    @property
+    def checked(self) -> list[bool]:
+        return [lo is not None for lo in self.lo]
+
+    @classmethod
+    def fit(cls, frames: Sequence[np.ndarray]) -> RestLevels:
+        """From one machine's training rows (one ``(n, sensors)`` array per uninterrupted frame, NaN missing)."""
+        rows = np.concatenate([np.asarray(f, dtype=np.float64) for f in frames])
+        n_sensors = rows.shape[1]
+        finite = np.isfinite(rows)
+        lo = np.array([np.quantile(rows[finite[:, k], k], 0.005) if finite[:, k].any() else np.nan
+                       for k in range(n_sensors)])
+        hi = np.array([np.quantile(rows[finite[:, k], k], 0.995) if finite[:, k].any() else np.nan
+                       for k in range(n_sensors)])
+        span = hi - lo
+        band_lo, band_hi = lo - 0.05 * span, lo + BAND * span
+        in_band = [_in_band(np.asarray(f, dtype=np.float64), band_lo, band_hi) for f in frames]
+        pooled = np.concatenate(in_band)
+        count = pooled.sum(axis=0)
+        activity = np.zeros(n_sensors, dtype=bool)
+        for k in range(n_sensors):
+            for m in range(n_sensors):
+                if m != k and min(count[k], count[m]) >= MIN_SHARE * len(rows) and span[k] > 0 and span[m] > 0 and \
+                        (pooled[:, k] & pooled[:, m]).sum() >= COOCCUR * max(count[k], count[m]):
+                    activity[k] = True
+        levels: list[tuple[float, float, float] | None] = []
+        for j in range(n_sensors):
+            others = [k for k in range(n_sensors) if k != j and activity[k]]
+            if not others:
+                levels.append(None)
+                continue
+            values = np.concatenate([np.asarray(f, dtype=np.float64)[_settled(np.all(b[:, others], axis=1)), j]
+                                     for f, b in zip(frames, in_band, strict=True)])
+            values = values[np.isfinite(values)]
+            if len(values) < MIN_REST:
+                levels.append(None)
+                continue
+            a, b = (float(v) for v in np.quantile(values, [0.005, 0.995]))
+            levels.append((a, b, max(b - a, MARGIN * float(span[j]))) if b - a <= STABLE * span[j] else None)
+        return cls(band_lo=[float(band_lo[k]) if activity[k] else None for k in range(n_sensors)],
+                   band_hi=[float(band_hi[k]) if activity[k] else None for k in range(n_sensors)],
+                   lo=[lv[0] if lv else None for lv in levels], hi=[lv[1] if lv else None for lv in levels],
+                   margin=[lv[2] if lv else None for lv in levels])
+
+
+def _in_band(rows: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return (rows >= lo) & (rows <= hi)
+
+
+def _settled(rest: np.ndarray) -> np.ndarray:
+    """Rows whose neighbourhood ``[i - SETTLE, i + SETTLE]`` is all rest (within the array)."""
+    w = 2 * SETTLE + 1
+    out = np.zeros(len(rest), dtype=bool)
+    if len(rest) >= w:
+        breaks = np.cumsum(np.r_[0, ~rest])
+        out[SETTLE : len(rest) - SETTLE] = (breaks[w:] - breaks[:-w]) == 0
+    return out
+
+
+class RestWatch:
+    """One machine's live drift-at-rest judgement (see the module): O(sensors) state plus the last ``SETTLE``
+    readings (a reading is judged once the ``SETTLE`` after it have arrived)."""
+
+    def __init__(self, levels: RestLevels) -> None:
+        self.levels = levels
+        n = len(levels.lo)
+        self.checked = [j for j in range(n) if levels.lo[j] is not None]
+        self._band_lo = np.array([np.nan if b is None else b for b in levels.band_lo])
+        self._band_hi = np.array([np.nan if b is None else b for b in levels.band_hi])
+        self._lo = np.array([-np.inf if v is None or m is None else v - m
+                             for v, m in zip(levels.lo, levels.margin, strict=True)])
+        self._hi = np.array([np.inf if v is None or m is None else v + m
+                             for v, m in zip(levels.hi, levels.margin, strict=True)])
+        self._others = {j: [k for k in range(n) if k != j and levels.band_lo[k] is not None] for j in self.checked}
+        self._tail = np.empty((0, n))  # the last SETTLE readings, not yet judged
+        self._run = dict.fromkeys(self.checked, 0)  # rest rows in a row, per checked sensor, ending at the newest
+        self._avg = {j: np.zeros(2) for j in self.checked}  # exponential averages of the +1s and the -1s
+        self._seen = dict.fromkeys(self.checked, 0)  # settled readings judged
+        self._on: set[int] = set()
+
+    @property
+    def drifting(self) -> list[int]:
+        """The sensors (indices) drifting now."""
+        return sorted(self._on)
+
+    def judged(self, j: int) -> bool:
+        """Sensor ``j`` has been judged on enough rest readings since the watch began to be raised."""
+        return self._seen.get(j, 0) >= VOTES
+
+    def update(self, values: np.ndarray) -> None:
+        """Applied readings of one message (time order, raw units, NaN missing)."""
+        values = np.asarray(values, dtype=np.float64)
+        if not self.checked or not len(values):
+            return
+        rows = np.concatenate([self._tail, values])
+        in_band = _in_band(rows, self._band_lo, self._band_hi)
+        new = len(values)
+        for j in self.checked:
+            rest = in_band[-new:, self._others[j]].all(axis=1)
+            idx = np.arange(new)
+            last = np.maximum.accumulate(np.where(rest, -1, idx))  # the newest row out of rest so far, -1: none
+            run = np.where(last >= 0, idx - last, self._run[j] + idx + 1)
+            self._run[j] = int(run[-1])
+            # the reading SETTLE rows back from each new one is settled when the run covers 2 SETTLE + 1 rows
+            judged = np.flatnonzero(run >= 2 * SETTLE + 1) + len(rows) - new - SETTLE
+            x = rows[judged[judged >= 0], j]
+            x = x[np.isfinite(x)]
+            if len(x):
+                self._vote(j, (x > self._hi[j]).astype(np.int8) - (x < self._lo[j]).astype(np.int8))
+        self._tail = rows[-SETTLE:].copy()
+
+    def _vote(self, j: int, sides: np.ndarray) -> None:
+        a = 1.0 / VOTES
+        for i, hit in enumerate((sides > 0, sides < 0)):
+            y, _ = lfilter([a], [1.0, a - 1.0], hit.astype(float), zi=[(1.0 - a) * self._avg[j][i]])
+            self._avg[j][i] = y[-1]
+        self._seen[j] += len(sides)
+        top = float(self._avg[j].max())
+        if j not in self._on and self._seen[j] >= VOTES and top >= ON:
+            self._on.add(j)
+        elif j in self._on and top < OFF:
+            self._on.discard(j)

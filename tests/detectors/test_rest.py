@@ -1,0 +1,118 @@
+"""The sensor-drift rule at rest (`pdm.detectors.rest`) on hand-made machines whose rest and running levels are
+known: which sensors it can check, a bias caught on either side, a fault that only shows while running not taken
+for drift, a machine that never stops never judged, the verdict independent of how readings are batched, and
+stored rest levels that do not fit refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from pdm.detectors.rest import SETTLE, VOTES, RestLevels, RestWatch
+
+TEMPERATURE, VIBRATION, PRESSURE = range(3)
+
+
+def machine(seed: int, hours: float = 20.0, stretch: int = 1200) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, running) of a pump at 1 Hz that runs and stops in 20-minute stretches: at rest vibration 0.1 mm/s and
+    pressure 1.0 bar, running 2.1 mm/s and 4.0 bar; temperature 40 degC at rest, 50 running."""
+    rng = np.random.default_rng(seed)
+    n = int(hours * 3600) // stretch
+    running = np.repeat(rng.random(n) < 0.6, stretch)
+    noise = lambda s: rng.normal(0, s, running.size)  # noqa: E731
+    rows = np.column_stack([40 + 10 * running + noise(1.0), 0.1 + 2.0 * running + noise(0.02),
+                            1.0 + 3.0 * running + noise(0.02)])
+    return rows, running
+
+
+@pytest.fixture(scope="module")
+def levels() -> RestLevels:
+    rows, _ = machine(0)
+    return RestLevels.fit([rows[:40_000], rows[40_000:]])  # two frames: the settle rule never spans a break
+
+
+def test_activity_sensors_and_rest_levels_are_learned(levels: RestLevels) -> None:
+    rows, running = machine(0)
+    assert levels.activity == [False, True, True]  # temperature's cold rows are not the rest
+    assert levels.checked == [False, True, True]  # and it has no stable rest level
+    rest = rows[~running]
+    for j in (VIBRATION, PRESSURE):  # the rest level brackets the rest readings (0.1 and 1.0, noise 0.02)
+        lo, hi = levels.lo[j], levels.hi[j]
+        assert lo is not None and hi is not None
+        assert np.quantile(rest[:, j], 0.001) - 0.01 < lo < np.median(rest[:, j]) < hi < np.quantile(rest[:, j], 0.999) + 0.01
+        assert levels.margin[j] == pytest.approx(hi - lo)  # the spread (0.1) is above 2 % of the range (0.06)
+
+
+@pytest.mark.parametrize(("sensor", "bias"), [(PRESSURE, 0.4), (PRESSURE, -0.4), (VIBRATION, 0.5)])
+def test_a_bias_is_drift_of_that_sensor(levels: RestLevels, sensor: int, bias: float) -> None:
+    rows, _ = machine(1)
+    watch = RestWatch(levels)
+    watch.update(rows)
+    assert watch.drifting == []
+    biased = rows.copy()
+    biased[:, sensor] += bias
+    watch.update(biased)
+    assert watch.drifting == [sensor]
+    watch.update(rows)  # the transmitter replaced: it clears
+    assert watch.drifting == []
+
+
+def test_a_fault_that_shows_only_while_running_is_not_drift(levels: RestLevels) -> None:
+    rows, running = machine(2)
+    rows[:, VIBRATION] += 1.5 * running  # imbalance
+    rows[:, TEMPERATURE] += 15 * running  # overheating
+    rows[:, PRESSURE] -= 1.0 * running  # a leak under pressure
+    watch = RestWatch(levels)
+    watch.update(rows)
+    assert watch.drifting == []
+    assert watch.judged(VIBRATION) and watch.judged(PRESSURE)  # it was looked at
+
+
+def test_a_machine_that_never_stops_is_never_judged(levels: RestLevels) -> None:
+    rows, running = machine(3)
+    always = rows[running][:30_000]
+    always[:, PRESSURE] += 0.4
+    watch = RestWatch(levels)
+    watch.update(always)
+    assert watch.drifting == [] and not watch.judged(PRESSURE) and not watch.judged(VIBRATION)
+
+
+def test_the_verdict_does_not_depend_on_the_batching(levels: RestLevels) -> None:
+    rows, _ = machine(4, hours=10)
+    rows[:, PRESSURE] += np.linspace(0, 0.6, len(rows))  # a bias growing from 0
+    whole, batched = RestWatch(levels), RestWatch(levels)
+    whole.update(rows)
+    rng = np.random.default_rng(0)
+    i, states = 0, []
+    while i < len(rows):
+        step = int(rng.integers(1, 3 * SETTLE))
+        batched.update(rows[i : i + step])
+        states.append(batched.drifting)
+        i += step
+    assert whole.drifting == batched.drifting == [PRESSURE]
+    assert states[0] == [] and VOTES < len(rows)  # it began undecided
+
+
+def test_rest_levels_that_do_not_fit_are_refused() -> None:
+    ok = {"band_lo": [None, 0.0], "band_hi": [None, 0.3], "lo": [None, 0.1], "hi": [None, 0.2], "margin": [None, 0.1]}
+    RestLevels(**ok)
+    for bad in ({"lo": [None]}, {"hi": [None, 0.05]}, {"band_hi": [None, None]}, {"margin": [None, -1.0]},
+                {"margin": [0.1, 0.1]}, {"lo": [None, float("nan")]}):
+        with pytest.raises(ValidationError, match="rest levels"):
+            RestLevels(**{**ok, **bad})
+
+
+def test_the_calibration_summary_keeps_rest_levels_per_machine() -> None:
+    from pdm.detectors.drift import CalibrationSummary
+
+    a, _ = machine(5)
+    b, _ = machine(6)
+    scores = {"pump-a": [np.linspace(0, 1, 200)], "pump-b": [np.linspace(0, 1, 200)]}
+    summary = CalibrationSummary.fit(scores, [a, b], machines=["pump-a", "pump-b"])
+    assert sorted(summary.rest) == ["pump-a", "pump-b"] and summary.rest["pump-a"].checked == [False, True, True]
+    again = CalibrationSummary.model_validate_json(summary.model_dump_json())
+    assert again == summary
+    assert CalibrationSummary.fit(scores, [a, b]).rest == {}  # frames without machines: no rest levels
+    with pytest.raises(ValidationError, match="rest.pump-a"):
+        CalibrationSummary.model_validate({**summary.model_dump(), "longest_repeat": [1, 1]})
