@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pdm.detectors.base import Detector
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
             "threshold": det.threshold_.model_dump(),
             "alarm_rule": det.alarm_rule_.model_dump(),
             "training": det.training_summary_,
+            "drift_checked": drift_checked(det),
         }
         print(json.dumps(summary, indent=2))
         return 0
@@ -46,4 +51,19 @@ def run(args: argparse.Namespace) -> int:
     print(f"alarm      raise on {a.k} of {a.n} windows over, clear after {a.m} under")
     print(f"training   {tr.get('rows')} rows from {len(machines) if isinstance(machines, list) else '?'} "
           f"machine(s); warnings: {tr.get('warnings') or 'none'}")
+    checked = drift_checked(det)
+    print("drift      " + ("; ".join(f"{s} on {n} machine(s)" for s, n in checked.items()) + " (checked at rest)"
+                          if checked else "no sensor is checked for drift (no rest levels: a machine that never "
+                          "stood still in training, or a model saved before 2026-12-06)"))
     return 0
+
+
+def drift_checked(det: Detector) -> dict[str, int]:
+    """Per sensor, the machines whose rest level it is checked for drift against (`pdm.detectors.rest`)."""
+    summary = det.calibration_summary_
+    out: dict[str, int] = {}
+    for levels in (summary.rest.values() if summary is not None else []):
+        for name, checked in zip(det.features_, levels.checked, strict=True):
+            if checked:
+                out[name] = out.get(name, 0) + 1
+    return out

@@ -118,7 +118,7 @@ class CalibrationSummary(BaseModel):
         for values in training_values:
             longest = np.maximum(longest, longest_repeats(values))
         frames: dict[str, list[np.ndarray]] = {}
-        for owner, values in zip(machines or [], training_values, strict=False):
+        for owner, values in zip(machines, training_values, strict=True) if machines is not None else []:
             frames.setdefault(owner, []).append(values)
         return cls(edges=edges.tolist(), fleet=shares(pooled), machines=machine_shares,
                    quantiles={str(q): float(v) for q, v in zip(QUANTILES, np.quantile(pooled, QUANTILES), strict=True)},

@@ -81,17 +81,24 @@ def test_a_machine_that_never_stops_is_never_judged(levels: RestLevels) -> None:
 def test_the_verdict_does_not_depend_on_the_batching(levels: RestLevels) -> None:
     rows, _ = machine(4, hours=10)
     rows[:, PRESSURE] += np.linspace(0, 0.6, len(rows))  # a bias growing from 0
-    whole, batched = RestWatch(levels), RestWatch(levels)
-    whole.update(rows)
     rng = np.random.default_rng(0)
-    i, states = 0, []
-    while i < len(rows):
-        step = int(rng.integers(1, 3 * SETTLE))
-        batched.update(rows[i : i + step])
-        states.append(batched.drifting)
-        i += step
-    assert whole.drifting == batched.drifting == [PRESSURE]
-    assert states[0] == [] and VOTES < len(rows)  # it began undecided
+    cuts = np.unique(np.r_[0, np.cumsum(rng.integers(1, 3 * SETTLE, size=len(rows) // SETTLE)), len(rows)])
+    cuts = cuts[cuts <= len(rows)]
+    watches = {"whole messages": RestWatch(levels), "random batches": RestWatch(levels),
+               "one reading at a time": RestWatch(levels)}
+    seen: dict[str, list[list[int]]] = {name: [] for name in watches}
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):  # every watch reports at the same reading numbers
+        watches["whole messages"].update(rows[a:b])
+        mid = int(rng.integers(a, b + 1))
+        watches["random batches"].update(rows[a:mid])
+        watches["random batches"].update(rows[mid:b])
+        for i in range(a, b):
+            watches["one reading at a time"].update(rows[i : i + 1])
+        for name, w in watches.items():
+            seen[name].append(w.drifting)
+    assert seen["whole messages"] == seen["random batches"] == seen["one reading at a time"]
+    assert seen["whole messages"][0] == [] and seen["whole messages"][-1] == [PRESSURE]  # undecided, then drift
+    assert VOTES < len(rows)
 
 
 def test_rest_levels_that_do_not_fit_are_refused() -> None:
