@@ -42,11 +42,13 @@ def test_info_verifies_and_summarises_a_model(zscore: RobustZScoreDetector, tmp_
     assert "(pot, fell back to exponential_tail, target 0.0001 per window," in result.stdout  # 820 windows
 
 
-def test_info_states_a_declustered_target_in_false_alarms_per_machine_day() -> None:
+def test_info_states_a_declustered_target_and_the_sensors_checked_for_drift() -> None:
     result = pdm("info", str(ROOT / "models" / "pump"))  # the shipped model: 0.05 a machine-day, 1 Hz
     assert result.returncode == 0, result.stderr
     assert re.search(r"threshold  [0-9.]+ \(declustered, target 0.05 false alarms per machine-day, \d+ clusters",
                      result.stdout), result.stdout
+    # both pumps stood still in training: their vibration and pressure are checked for drift at rest, temperature not
+    assert "drift      vibration on 2 machine(s); pressure on 2 machine(s) (checked at rest)" in result.stdout
 
 
 def test_info_on_a_tampered_model_is_one_line_and_nonzero(zscore: RobustZScoreDetector, tmp_path: Path) -> None:
