@@ -19,6 +19,10 @@ batch path's. The daemon's own rules are here:
   dropped as late; the alarm look-back restarts, an open alert stays open). A clock that jumps ahead by less than
   ``--max-clock-skew`` is a gap; further ahead, its messages are rejected (``clock_skew``) and nothing changes.
 
+- A sensor with an open ``drift`` sensor alert enters the windows as missing (the stream carries its last value
+  forward): a biased sensor is its own alert and does not page the machine as well. The data-quality rules still
+  see what it reports.
+
 Each message also feeds the machine's drift and data-quality span (`pdm.daemon.quality`). The machine changes
 itself: the scoring loop calls its methods and hands the messages it builds (alerts, states, scores) to the
 publisher. A model swap (hot reload) moves it to the new version with `MachineState.rebase`.
@@ -160,7 +164,12 @@ class MachineState:
             if msg.seq is not None:
                 self.last_seq = msg.seq
             out.clock_restart = self._clock_jumped(msg, fresh)
-            got = self._append(msg.ts, msg.values)
+            distrusted = [self.slot.features.index(s) for s, (_, _, p) in self.open_sensors.items() if p == "drift"]
+            values = msg.values
+            if distrusted:  # a sensor known to be biased enters the windows as missing (carried forward)
+                values = values.copy()
+                values[:, distrusted] = np.nan
+            got = self._append(msg.ts, values)
             out.readings, out.duplicates, out.late, out.gaps = got.readings, got.duplicates, got.late, got.gaps
             if got.gaps or out.clock_restart:
                 self._restart_look_back()
@@ -173,7 +182,13 @@ class MachineState:
             elif keep.any():
                 out.ready = Ready(self, got.windows[keep], got.start_ts[keep], got.end_ts[keep])
             self.since_window = 0 if len(keep) else self.since_window + len(msg)
-            self.quality.observe(got.ts, got.values, duplicates=out.duplicates, late=out.late, lost=out.seq_gap,
+            observed = got.values
+            if distrusted and len(got.ts):  # the data-quality rules judge what the sensor really reports
+                order = np.argsort(msg.ts, kind="stable")
+                at = order[np.minimum(np.searchsorted(msg.ts[order], got.ts), len(order) - 1)]
+                observed = got.values.copy()
+                observed[:, distrusted] = msg.values[at][:, distrusted]
+            self.quality.observe(got.ts, observed, duplicates=out.duplicates, late=out.late, lost=out.seq_gap,
                                  gaps=out.gaps, spikes=got.spikes)
             if self.tail is not None and got.readings:
                 keep_n = max(self.slot.window - 1, 1)

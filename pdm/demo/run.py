@@ -50,6 +50,7 @@ class DemoPlan:
         "machine=compressor-001,type=overheating,start=3h,duration=3h,severity=1",
         "machine=motor-001,type=misalignment,start=4h,duration=2h30m,severity=1",
         "machine=pump-002,type=spike,start=1h30m,duration=1h,sensor=temperature",
+        "machine=pump-002,type=drift,start=2h30m,duration=4h30m,sensor=vibration,severity=1",
     )
     seed: int = 7
     start_hour_utc: float = 12.0  # the simulated clock starts at this time of day (`demo_start`)

@@ -88,13 +88,15 @@ def judge(observer: Observer, grace_s: float) -> DemoVerdict:
             order = np.argsort(ts, kind="stable")
             ts = ts[order]
             spans = _spans(m, float(ts[-1]))
+            sensor_of = {(f.start, f.fault): f.sensor for f in m.faults.values()}  # a sensor fault's sensor
             res = evaluate_machine(m.machine_id, ts, _alarm(m, ts), spans, grace_s)
             results.append(res)
             for ev in res.events:
                 f = ev.fault
                 episodes = m.sensor_episodes if f.sensor_fault else m.episodes
                 first = [e for e in episodes.values() if e.raised <= f.end + grace_s
-                         and (e.cleared is None or e.cleared >= f.start)]
+                         and (e.cleared is None or e.cleared >= f.start)
+                         and (not f.sensor_fault or e.top_sensor == sensor_of.get((f.start, f.kind)))]
                 top = min(first, key=lambda e: e.raised).top_sensor if first else None
                 if f.sensor_fault:  # caught by a sensor alert, not by a machine alert
                     delay = max(0.0, min(e.raised for e in first) - f.start) if first else None
@@ -106,9 +108,10 @@ def judge(observer: Observer, grace_s: float) -> DemoVerdict:
                 end = e.cleared if e.cleared is not None else end_of_run
                 if not any(e.raised <= f.end + grace_s and end >= f.start for f in spans):
                     false_alarms.append(e.alert_id)
-            for e in m.sensor_episodes.values():
+            for e in m.sensor_episodes.values():  # false: overlapping no sensor fault of the sensor it names
                 end = e.cleared if e.cleared is not None else end_of_run
-                if not any(e.raised <= f.end + grace_s and end >= f.start for f in spans if f.sensor_fault):
+                if not any(e.raised <= f.end + grace_s and end >= f.start and e.top_sensor == sensor_of.get(
+                        (f.start, f.kind)) for f in spans if f.sensor_fault):
                     false_sensor.append(e.alert_id)
     return DemoVerdict(summarise(results), rows, sorted(false_alarms), sorted(false_sensor))
 

@@ -45,6 +45,22 @@ def test_verdict_counts_detections_delays_and_false_alarms_by_hand() -> None:
     assert verdict.machine_faults_detected
 
 
+def test_a_sensor_fault_is_caught_only_by_a_sensor_alert_naming_its_sensor() -> None:
+    m = MachineView("pump-002", score_ts=[float(t) for t in range(1000)], scores=[0.0] * 1000)
+    m.faults = {"f1": Fault("f1", "spike", "sensor", "temperature", 100.0, 300.0),
+                "f2": Fault("f2", "drift", "sensor", "vibration", 300.0, 900.0)}
+    m.sensor_episodes = {  # the spike alert stays open into the drift: it does not catch the drift
+        "s1": Episode("s1", 150.0, "temperature", 1.0, cleared=400.0, problem="spikes"),
+        "s2": Episode("s2", 700.0, "vibration", 1.0, cleared=None, problem="drift"),
+        "s3": Episode("s3", 500.0, "pressure", 1.0, cleared=600.0, problem="stuck")}  # no pressure fault: false
+    verdict = judge(_observer_with(m), grace_s=10.0)
+    rows = {f.fault: f for f in verdict.faults}
+    assert (rows["spike"].detected, rows["spike"].delay_s, rows["spike"].top_sensor) == (True, 50.0, "temperature")
+    assert (rows["drift"].detected, rows["drift"].delay_s, rows["drift"].top_sensor) == (True, 400.0, "vibration")
+    assert rows["drift"].alerts == 1
+    assert verdict.false_sensor_alerts == ["s3"]
+
+
 def test_an_alert_still_open_at_the_end_counts_until_the_end() -> None:
     m = MachineView("pump-001", score_ts=[float(t) for t in range(100)], scores=[0.0] * 100)
     m.faults = {"f1": Fault("f1", "leak", "machine", None, 90.0)}  # never ended
