@@ -5,8 +5,9 @@ every telemetry reading scored once, every alert published at least once with it
 **What a machine's record holds**: its model, ``machine_type`` and last ``seq``; the newest ``window - 1`` applied
 readings (at least one), raw, as little-endian float64 (exact, NaN kept); its alarm look-back
 (`pdm.daemon.episodes.LookBack`) and whether the alarm is active; the open alert (id, window, since, peak and its
-contributions); the open sensor alerts (``kind: sensor``: id, reading time raised at, problem), which stay open
-after the restore until their problem is seen again or `pdm.daemon.quality.hold_s` has passed; the last score,
+contributions); the open sensor alerts (``kind: sensor``: id, reading time raised at, problem), held open after
+the restore for `pdm.daemon.quality.hold_s` and then cleared once their problem is gone (a drift alert: once the
+sensor reads its rest level again, `MachineState.restore_sensors`); the last score,
 the windows scored, and the time its state began. Restoring replays the readings
 into a fresh stream of the model (`Detector.stream`), which rebuilds the ring buffer and the newest reading time
 exactly (a window ready during the replay was scored before the kill and is dropped), then rebuilds the alarm

@@ -20,8 +20,9 @@ batch path's. The daemon's own rules are here:
   ``--max-clock-skew`` is a gap; further ahead, its messages are rejected (``clock_skew``) and nothing changes.
 
 - A sensor with an open ``drift`` sensor alert enters the windows as missing (the stream carries its last value
-  forward): a biased sensor is its own alert and does not page the machine as well. The data-quality rules still
-  see what it reports.
+  forward): a biased sensor is its own alert and does not page the machine as well. The data-quality rules on its
+  values (missing, stuck, drift) still see what it reports, so the drift alert clears when it reads its rest level
+  again; the spike rule, which works inside the stream, does not count its spikes meanwhile.
 
 Each message also feeds the machine's drift and data-quality span (`pdm.daemon.quality`). The machine changes
 itself: the scoring loop calls its methods and hands the messages it builds (alerts, states, scores) to the
@@ -94,7 +95,7 @@ class MachineState:
     maintenance: Mute | None = None
     open_alert: OpenAlert | None = None
     open_sensors: dict[str, tuple[str, float, str]] = field(default_factory=dict)  # sensor -> id, raised at, problem
-    sensors_held_until: float | None = None  # restored sensor alerts held open until then
+    held: dict[str, float] = field(default_factory=dict)  # restored sensor alerts held open until these reading times
     last_score: float | None = None
     published_state: str | None = None
     state_since: float = 0.0
@@ -164,7 +165,8 @@ class MachineState:
             if msg.seq is not None:
                 self.last_seq = msg.seq
             out.clock_restart = self._clock_jumped(msg, fresh)
-            distrusted = [self.slot.features.index(s) for s, (_, _, p) in self.open_sensors.items() if p == "drift"]
+            distrusted = [self.slot.features.index(s) for s, (_, _, p) in self.open_sensors.items()
+                          if p == "drift" and s in self.slot.features]
             values = msg.values
             if distrusted:  # a sensor known to be biased enters the windows as missing (carried forward)
                 values = values.copy()
@@ -294,9 +296,9 @@ class MachineState:
                      contributions=event.contributions, model=self.slot.ref, instance=instance)
 
     def sensor_alerts(self, instance: str) -> list[Alert]:
-        """``kind: sensor`` alerts for the sensors whose problem (`pdm.daemon.quality`: missing, stuck, spikes)
-        began or ended since the last call: a broken sensor is its own alert, not the machine's. One open alert per
-        sensor; its id is ``MACHINE-SENSOR-`` + the reading time it was raised at in ms."""
+        """``kind: sensor`` alerts for the sensors whose problem (`pdm.daemon.quality`: missing, stuck, spikes,
+        drift) began or ended since the last call: a broken sensor is its own alert, not the machine's. One open
+        alert per sensor; its id is ``MACHINE-SENSOR-`` + the reading time it was raised at in ms."""
         if self.last_ts is None:
             return []
         now = self.quality.sensor_problems(self.slot.drift, self.slot.features)
@@ -305,27 +307,33 @@ class MachineState:
             if sensor not in self.open_sensors:
                 self.open_sensors[sensor] = (alert_id(self.machine_id, self.last_ts, sensor), self.last_ts, problem)
                 out.append(self._sensor_alert(sensor, "raised", instance))
-        held = self.sensors_held_until is not None and self.last_ts < self.sensors_held_until
-        for sensor in [s for s in self.open_sensors if s not in now and not held and not self._unjudged(s)]:
+        last = self.last_ts
+        self.held = {s: until for s, until in self.held.items() if last < until and s in self.open_sensors}
+        for sensor in [s for s in self.open_sensors if s not in now and s not in self.held]:
             out.append(self._sensor_alert(sensor, "cleared", instance))
             del self.open_sensors[sensor]
         return out
 
-    def _unjudged(self, sensor: str) -> bool:
-        """An open drift alert whose sensor the drift rule has not judged since it began (after a restart: the
-        machine has not rested long enough yet) stays open."""
-        rest = self.quality.rest
-        return self.open_sensors[sensor][2] == "drift" and (
-            rest is None or not rest.judged(self.slot.features.index(sensor)))
-
     def restore_sensors(self, opened: dict[str, tuple[str, float, str]]) -> None:
         """Open sensor alerts read back from a checkpoint: open, not raised again. The data-quality span starts
-        afresh after a restart, so a restored alert whose problem is not seen again stays open for
-        `pdm.daemon.quality.hold_s` of the reading clock (long enough for the spike and stuck rules to see it again)
-        and is then cleared with its own id."""
+        afresh after a restart, so a restored alert whose problem is not seen at once is held open for
+        `pdm.daemon.quality.hold_s` of the reading clock (long enough for the spike and stuck rules to see it
+        again) and cleared with its own id after that, once its problem is gone; a restored drift alert is taken
+        as drifting by the new watch (`_assume_drift`), so it clears only on evidence at rest."""
         self.open_sensors = dict(opened)
         if opened and self.last_ts is not None:
-            self.sensors_held_until = self.last_ts + hold_s(self.slot.drift, self.slot.period_s)
+            until = self.last_ts + hold_s(self.slot.drift, self.slot.period_s)
+            self.held = dict.fromkeys(opened, until)
+        self._assume_drift()
+
+    def _assume_drift(self) -> None:
+        """The drift watch (new after a restore or a model swap) takes the open drift alerts' sensors as drifting."""
+        rest = self.quality.rest
+        if rest is None:
+            return
+        for sensor, (_, _, problem) in self.open_sensors.items():
+            if problem == "drift" and sensor in self.slot.features:
+                rest.assume(self.slot.features.index(sensor))
 
     def _sensor_alert(self, sensor: str, event: str, instance: str) -> Alert:
         aid, raised_at, problem = self.open_sensors[sensor]
@@ -375,8 +383,11 @@ class MachineState:
         idx = [old.features.index(f) for f in slot.features]
         skipped = self.stream.rebase(slot.detector)
         self.quality.rebase(idx, slot.drift.n_bins, self.last_ts)
-        self.quality.watch_rest(slot.drift.rest(self.machine_id))  # the new version's rest levels, from now
+        if slot.features != old.features or slot.drift.rest(self.machine_id) != old.drift.rest(self.machine_id):
+            self.quality.watch_rest(slot.drift.rest(self.machine_id))  # the new version's rest levels, from now
         if slot.detector.alarm_rule != old.detector.alarm_rule:
             self._restart_look_back(slot.detector.new_alarm_tracker())
         self.slot = slot
+        self._assume_drift()  # an open drift alert stays open under the new levels until evidence clears it
+        # a sensor the new version does not have: its open alert clears at the next message (no rule sees it)
         return skipped

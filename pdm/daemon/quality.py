@@ -28,9 +28,9 @@ The span is not kept across a restart of the daemon: drift is ``unavailable`` ag
   **Drift**: its readings at rest are offset from its rest level in training (`pdm.detectors.rest`: only sensors
   with a stable rest level, on machines the model learned rest levels for). Each sensor with a problem is also a
   ``kind: sensor`` alert (`pdm.daemon.machines.MachineState.sensor_alerts`). With ``--state-dir`` an open sensor
-  alert survives a restart (`pdm.daemon.checkpoint`); as the span starts afresh, it stays open for `hold_s` of the
-  reading clock unless its problem is seen again (a drift alert: until its sensor has been judged at rest again),
-  and is then cleared with its own id.
+  alert survives a restart (`pdm.daemon.checkpoint`); as the span starts afresh, it is held open for `hold_s` of
+  the reading clock and then cleared with its own id once its problem is gone (a drift alert: once the sensor
+  reads its rest level again).
 
 **Verdict** (the first that applies):
 

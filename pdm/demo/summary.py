@@ -70,7 +70,8 @@ def _alarm(m: MachineView, ts: np.ndarray) -> np.ndarray:
 
 def _spans(m: MachineView, run_end: float) -> list[FaultSpan]:
     return [FaultSpan(f.start, f.end if f.end is not None else run_end, f.fault, m.machine_id,
-                      sensor_fault=f.kind == "sensor") for f in sorted(m.faults.values(), key=lambda f: f.start)]
+                      sensor_fault=f.kind == "sensor", sensor=f.sensor)
+            for f in sorted(m.faults.values(), key=lambda f: f.start)]
 
 
 def judge(observer: Observer, grace_s: float) -> DemoVerdict:
@@ -88,7 +89,6 @@ def judge(observer: Observer, grace_s: float) -> DemoVerdict:
             order = np.argsort(ts, kind="stable")
             ts = ts[order]
             spans = _spans(m, float(ts[-1]))
-            sensor_of = {(f.start, f.fault): f.sensor for f in m.faults.values()}  # a sensor fault's sensor
             res = evaluate_machine(m.machine_id, ts, _alarm(m, ts), spans, grace_s)
             results.append(res)
             for ev in res.events:
@@ -96,7 +96,7 @@ def judge(observer: Observer, grace_s: float) -> DemoVerdict:
                 episodes = m.sensor_episodes if f.sensor_fault else m.episodes
                 first = [e for e in episodes.values() if e.raised <= f.end + grace_s
                          and (e.cleared is None or e.cleared >= f.start)
-                         and (not f.sensor_fault or e.top_sensor == sensor_of.get((f.start, f.kind)))]
+                         and (not f.sensor_fault or e.top_sensor == f.sensor)]
                 top = min(first, key=lambda e: e.raised).top_sensor if first else None
                 if f.sensor_fault:  # caught by a sensor alert, not by a machine alert
                     delay = max(0.0, min(e.raised for e in first) - f.start) if first else None
@@ -110,8 +110,8 @@ def judge(observer: Observer, grace_s: float) -> DemoVerdict:
                     false_alarms.append(e.alert_id)
             for e in m.sensor_episodes.values():  # false: overlapping no sensor fault of the sensor it names
                 end = e.cleared if e.cleared is not None else end_of_run
-                if not any(e.raised <= f.end + grace_s and end >= f.start and e.top_sensor == sensor_of.get(
-                        (f.start, f.kind)) for f in spans if f.sensor_fault):
+                if not any(e.raised <= f.end + grace_s and end >= f.start and e.top_sensor == f.sensor
+                           for f in spans if f.sensor_fault):
                     false_sensor.append(e.alert_id)
     return DemoVerdict(summarise(results), rows, sorted(false_alarms), sorted(false_sensor))
 

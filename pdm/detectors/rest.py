@@ -62,6 +62,7 @@ from typing import Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
+from scipy.signal import lfilter
 
 BAND = 0.1
 MIN_SHARE = 0.01
@@ -242,15 +243,47 @@ class RestWatch:
         self._ring[slot] = row
         self._count += 1
 
+    def assume(self, j: int) -> None:
+        """Take sensor ``j`` as drifting now (an alert restored from a checkpoint, or carried over to another model
+        version): both averages start at ``ON`` and enough readings count as seen, so it stays raised while the
+        evidence is on either side and clears only when the averages fall under ``OFF``."""
+        if j in self._avg:
+            self._avg[j][:] = ON
+            self._seen[j] = max(self._seen[j], VOTES)
+            self._on.add(j)
+
     def _vote(self, j: int, sides: np.ndarray) -> None:
+        """The exponential averages of the +1s and the -1s, and the hysteresis applied after every vote in turn
+        (so the verdict does not depend on how the readings were batched)."""
         keep = 1.0 - 1.0 / VOTES
-        weights = keep ** np.arange(len(sides) - 1, -1, -1, dtype=np.float64) / VOTES  # the newest weighs most
         avg = self._avg[j]
-        avg *= keep ** len(sides)
-        avg += (float(weights @ (sides > 0)), float(weights @ (sides < 0)))
-        self._seen[j] += len(sides)
-        top = float(avg.max())
-        if j not in self._on and self._seen[j] >= VOTES and top >= ON:
+        if len(sides) == 1:  # the common case of small messages, without the arrays
+            avg *= keep
+            avg[0 if sides[0] > 0 else 1] += (1.0 / VOTES) if sides[0] else 0.0
+            self._seen[j] += 1
+            self._switch(j, float(avg.max()), self._seen[j])
+            return
+        paths = [lfilter([1.0 / VOTES], [1.0, -keep], (sides > 0 if i == 0 else sides < 0).astype(np.float64),
+                         zi=[keep * avg[i]])[0] for i in range(2)]
+        top = np.maximum(paths[0], paths[1])
+        seen = self._seen[j] + np.arange(1, len(sides) + 1)
+        on = j in self._on
+        i = 0
+        while i < len(top):  # the next switch, if any, from vote i on
+            hits = np.flatnonzero(top[i:] < OFF) if on else np.flatnonzero((top[i:] >= ON) & (seen[i:] >= VOTES))
+            if not len(hits):
+                break
+            i += int(hits[0])
+            on = not on
+        if on:
+            self._on.add(j)
+        else:
+            self._on.discard(j)
+        avg[:] = (paths[0][-1], paths[1][-1])
+        self._seen[j] = int(seen[-1])
+
+    def _switch(self, j: int, top: float, seen: int) -> None:
+        if j not in self._on and seen >= VOTES and top >= ON:
             self._on.add(j)
         elif j in self._on and top < OFF:
             self._on.discard(j)

@@ -45,13 +45,15 @@ DAY_S = 86_400.0
 
 @dataclass(frozen=True)
 class FaultSpan:
-    """A labelled fault; ``kind`` is the fault type; ``sensor_fault`` marks a faulty sensor (judged separately)."""
+    """A labelled fault; ``kind`` is the fault type; ``sensor_fault`` marks a faulty sensor (judged separately) and
+    ``sensor`` names it when known."""
 
     start: float
     end: float
     kind: str = "fault"
     machine_id: str = ""
     sensor_fault: bool = False
+    sensor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ def label_spans(ts: Sequence[float] | np.ndarray, labels: Sequence[Any] | np.nda
     type is the value (``"fault"`` for numbers). ``sensor_kinds`` marks rows of sensor faults (value ``"sensor"``).
 
     >>> label_spans([0.0, 1.0, 2.0, 3.0], [0, 1, 1, 0])
-    [FaultSpan(start=1.0, end=2.0, kind='fault', machine_id='', sensor_fault=False)]
+    [FaultSpan(start=1.0, end=2.0, kind='fault', machine_id='', sensor_fault=False, sensor=None)]
     >>> [(s.start, s.kind) for s in label_spans([0.0, 1.0, 2.0], ["", "leak", "stuck"])]
     [(1.0, 'leak'), (2.0, 'stuck')]
     """

@@ -102,6 +102,27 @@ def test_an_open_sensor_alert_survives_a_restore_and_is_cleared_with_its_own_id(
     assert ts[399] + hold <= when < ts[399] + hold + 100 * slot.period_s
 
 
+def test_a_restored_drift_alert_stays_open_while_the_bias_does(slot: ModelSlot) -> None:
+    """A pressure transmitter 0.5 bar high for a whole day: its drift alert, restored from the checkpoint, is taken
+    as drifting by the new drift watch and stays open with its id (it used to clear once the new watch had judged
+    600 readings, before its average could reach the raise level, and be raised again under a new id)."""
+    frame, _ = simulate(4, 24 * 3600, LIVE_START, fault_rate_per_day=0.0, forced=[])
+    ts, values = machine_arrays(frame, "pump-001")
+    values[:, SENSORS.index("pressure")] += 0.5
+    m = MachineState.create("pump-001", slot, "pump", keep_tail=True)
+    events: list[tuple[str, str]] = []
+    restored_at = None
+    for seq, i in enumerate(range(0, len(ts), 600)):
+        m.apply(message("pump-001", seq, ts[i : i + 600], values[i : i + 600]))
+        events += [(a.event, a.alert_id) for a in m.sensor_alerts("test")]
+        if events and restored_at is None:
+            m = restore_machine("pump-001", json.loads(json.dumps(machine_record(m))), slot, 86_400.0, 1)
+            restored_at = i
+    assert restored_at is not None and restored_at < len(ts) // 2
+    assert [e for e, _ in events] == ["raised"] and "pressure" in m.open_sensors
+    assert m.open_sensors["pressure"][0] == events[0][1]
+
+
 def feed(tracker: AlarmTracker, look: LookBack, alert: OpenAlert | None, i: int, *, over: bool,
          out: list[tuple[str, float]], score: float | None = None) -> OpenAlert | None:
     """Window ``i`` through the alarm rule (`step`) and the mirrored look-back, its event appended to ``out``."""

@@ -187,3 +187,22 @@ def test_watcher_loads_good_versions_and_refuses_bad_ones_once(tmp_path: Path) -
     assert isinstance(got, Loaded) and got.slot.ref == contract.ModelRef(name=MODEL, version=good)
     assert got.slot.threshold == pytest.approx(0.8 * a.threshold)
     assert watcher.check(MODEL) is None
+
+
+def test_swap_to_fewer_sensors_with_a_drift_alert_open_on_the_dropped_one(tmp_path: Path, data, zscores) -> None:  # type: ignore[no-untyped-def]
+    """The new version has no pressure: the machine goes on scoring (the drifting sensor is no longer fed to the
+    windows as missing, there is none) and the pressure's drift alert clears with its own id at the next message."""
+    ts, values = data
+    a, z = load_slot(copy_models(tmp_path / "models"), MODEL, warm_up=False), zscores["z2"]
+    m = MachineState.create("pump-001", a, "pump")
+    feed(m, ts[:100], values[:100])
+    aid = contract.alert_id("pump-001", float(ts[99]), "pressure")
+    m.open_sensors["pressure"] = (aid, float(ts[99]), "drift")
+    feed(m, ts[100:200], values[100:200])  # pressure enters the windows as missing while its alert is open
+    assert np.ptp(m.stream.ring.values[-10:, SENSORS.index("pressure")]) == 0
+    m.rebase(z)
+    ends, _ = feed(m, ts[200:], values[200:])
+    assert ends == ts[200:].tolist()  # every reading still scored (the new version's window is 1)
+    [cleared] = m.sensor_alerts("test")
+    assert (cleared.alert_id, cleared.event, cleared.sensor) == (aid, "cleared", "pressure")
+    assert m.open_sensors == {}

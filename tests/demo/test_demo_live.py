@@ -61,6 +61,16 @@ def test_a_sensor_fault_is_caught_only_by_a_sensor_alert_naming_its_sensor() -> 
     assert verdict.false_sensor_alerts == ["s3"]
 
 
+def test_two_sensor_faults_of_one_type_at_once_are_told_apart_by_their_sensor() -> None:
+    m = MachineView("pump-002", score_ts=[float(t) for t in range(1000)], scores=[0.0] * 1000)
+    m.faults = {"f1": Fault("f1", "drift", "sensor", "vibration", 100.0, 900.0),
+                "f2": Fault("f2", "drift", "sensor", "pressure", 100.0, 900.0)}
+    m.sensor_episodes = {"s1": Episode("s1", 400.0, "pressure", 1.0, cleared=None, problem="drift")}
+    verdict = judge(_observer_with(m), grace_s=10.0)
+    caught = {(f.top_sensor, f.detected) for f in verdict.faults}
+    assert caught == {(None, False), ("pressure", True)} and verdict.false_sensor_alerts == []
+
+
 def test_an_alert_still_open_at_the_end_counts_until_the_end() -> None:
     m = MachineView("pump-001", score_ts=[float(t) for t in range(100)], scores=[0.0] * 100)
     m.faults = {"f1": Fault("f1", "leak", "machine", None, 90.0)}  # never ended

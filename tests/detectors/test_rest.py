@@ -104,6 +104,39 @@ def test_the_verdict_does_not_depend_on_the_batching(levels: RestLevels) -> None
     assert len(rows) > VOTES
 
 
+def test_a_crossing_inside_one_message_counts(levels: RestLevels) -> None:
+    """The average reaches ON part-way through a message and falls back before its end: raised all the same, as
+    reading by reading (hysteresis: it stays raised while the average is above OFF)."""
+    rng = np.random.default_rng(1)
+    n = 2 * SETTLE + 1500
+    rest = np.column_stack([40 + rng.normal(0, 1, n), 0.1 + rng.normal(0, 0.02, n), 1.0 + rng.normal(0, 0.02, n)])
+    rest[: SETTLE + 1390, PRESSURE] += 0.4  # biased for about 1,390 judged readings (ON takes about 1,381), mended
+    whole, single = RestWatch(levels), RestWatch(levels)
+    whole.update(rest)
+    for row in rest:
+        single.update(row[None])
+    assert whole.drifting == single.drifting == [PRESSURE]
+
+
+def test_an_assumed_drift_stays_until_the_evidence_clears_it(levels: RestLevels) -> None:
+    """A drift alert restored after a restart: the new watch takes the sensor as drifting, keeps it while the bias
+    is there, on either side, and clears it once the sensor reads its rest level again."""
+    rows, _ = machine(7)
+    for bias in (0.4, -0.4):
+        watch = RestWatch(levels)
+        watch.assume(PRESSURE)
+        assert watch.drifting == [PRESSURE]
+        biased = rows.copy()
+        biased[:, PRESSURE] += bias
+        watch.update(biased)
+        assert watch.drifting == [PRESSURE]
+        watch.update(rows)
+        assert watch.drifting == []
+    watch = RestWatch(levels)
+    watch.assume(TEMPERATURE)  # not checked: nothing to assume
+    assert watch.drifting == []
+
+
 def test_rest_levels_that_do_not_fit_are_refused() -> None:
     ok = {"band_lo": [None, 0.0], "band_hi": [None, 0.3], "lo": [None, 0.1], "hi": [None, 0.2], "margin": [None, 0.1]}
     RestLevels(**ok)
