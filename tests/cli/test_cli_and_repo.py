@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -49,6 +50,9 @@ def test_info_states_a_declustered_target_and_the_sensors_checked_for_drift() ->
                      result.stdout), result.stdout
     # both pumps stood still in training: their vibration and pressure are checked for drift at rest, temperature not
     assert "drift      vibration on 2 machine(s); pressure on 2 machine(s) (checked at rest)" in result.stdout
+    as_json = pdm("info", str(ROOT / "models" / "pump"), "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["drift_checked"] == {"vibration": 2, "pressure": 2}
 
 
 def test_info_on_a_tampered_model_is_one_line_and_nonzero(zscore: RobustZScoreDetector, tmp_path: Path) -> None:
