@@ -172,7 +172,6 @@ class RestWatch:
     readings as float32 (a reading is judged once the ``SETTLE`` after it have arrived; 3.6 KB for 3 sensors)."""
 
     def __init__(self, levels: RestLevels) -> None:
-        self.levels = levels
         n = len(levels.lo)
         self.checked = [j for j in range(n) if levels.lo[j] is not None]
         self._band_lo = np.array([np.nan if b is None else b for b in levels.band_lo])
