@@ -7,13 +7,16 @@ readings (at least one), raw, as little-endian float64 (exact, NaN kept); its al
 (`pdm.daemon.episodes.LookBack`) and whether the alarm is active; the open alert (id, window, since, peak and its
 contributions); the open sensor alerts (``kind: sensor``: id, reading time raised at, problem), held open after
 the restore for `pdm.daemon.quality.hold_s` and then cleared once their problem is gone (a drift alert: once the
-sensor reads its rest level again, `MachineState.restore_sensors`); the last score,
-the windows scored, and the time its state began. Restoring replays the readings
-into a fresh stream of the model (`Detector.stream`), which rebuilds the ring buffer and the newest reading time
-exactly (a window ready during the replay was scored before the kill and is dropped), then rebuilds the alarm
-tracker from the look-back. Not kept: the drift and data-quality span (as after any restart), the stride's phase
-(``--stride`` > 1 counts from the first window after the restore), and the fill value of a sensor that is null at
-the start of the kept readings (the training median instead of its older last value).
+sensor reads its rest level again, `MachineState.restore_sensors`); the drift-at-rest evidence of its checked
+sensors (`pdm.detectors.rest.RestWatch.evidence`, with the bounds it was gathered against: after a restore the
+votes go on where they stopped, unless the model's rest levels changed); the last score, the windows scored, and
+the time its state began. Restoring replays the readings into a fresh stream of the model (`Detector.stream`),
+which rebuilds the ring buffer and the newest reading time exactly (a window ready during the replay was scored
+before the kill and is dropped), then rebuilds the alarm tracker from the look-back. Not kept: the drift and
+data-quality span (as after any restart), the drift watch's settling run (its next vote comes after 10 minutes of
+readings at rest), the stride's phase (``--stride`` > 1 counts from the first window after the restore), and the
+fill value of a sensor that is null at the start of the kept readings (the training median instead of its older
+last value).
 
 **Files**: ``journal.jsonl``, one line per commit, appended and fsynced: ``{"c": n, "m": {machine: record},
 "gone": [machines evicted], "alerts": [[topic, payload], ...]}``, and ``{"d": n}`` once commit ``n``'s alerts
@@ -31,7 +34,7 @@ reading and are dropped as duplicates (never scored twice), and the commit's ale
 unless their delivery was recorded, so consumers may see an identical copy (deduplicate on ``alert_id`` and
 ``event``).
 
-Size: a little over 300 lines: the file format, its signing and the exactly-once rules belong together.
+Size: under 400 lines: the file format, its signing and the exactly-once rules belong together.
 """
 
 from __future__ import annotations
@@ -141,7 +144,43 @@ def machine_record(m: MachineState) -> Record:
             "ts": pack(tail_ts), "v": pack(tail_values), "active": m.tracker.active,
             "recent": "".join("1" if over else "0" for over in look.recent), "under": look.under,
             "alert": alert_record(m.open_alert), "sensors": {k: list(v) for k, v in m.open_sensors.items()},
-            "score": m.last_score, "scored": m.scored, "since": m.state_since}
+            "rest": rest_record(m), "score": m.last_score, "scored": m.scored, "since": m.state_since}
+
+
+def rest_record(m: MachineState) -> Record | None:
+    """The drift-at-rest evidence of a machine whose sensors are checked: the bounds its votes were cast against
+    and, per checked sensor, ``[average of +1s, average of -1s, readings judged, drifting]``."""
+    watch = m.quality.rest
+    if watch is None or not watch.checked:
+        return None
+    features = m.slot.features
+    return {"b": watch.bounds(), "e": {features[j]: list(e) for j, e in watch.evidence().items()}}
+
+
+def resume_rest(m: MachineState, rec: object) -> None:
+    """Carry the machine's drift watch on from a record's evidence (absent in records written before it was
+    kept); evidence cast against other bounds (another model version's rest levels) is not carried over."""
+    watch = m.quality.rest
+    if rec is None or watch is None:
+        return
+    if not (isinstance(rec, dict) and isinstance(rec.get("e"), dict)):
+        raise FieldValueError("checkpoint: rest: expected {b: bounds, e: {sensor: [up, down, seen, drifting]}}")
+    if rec.get("b") != watch.bounds():
+        logger.info("%s: the drift evidence in the checkpoint was gathered against other rest levels (another model "
+                    "version): the drift watch starts afresh", m.machine_id)
+        return
+    evidence = {}
+    for sensor, item in rec["e"].items():
+        if not (sensor in m.slot.features and isinstance(item, list) and len(item) == 4
+                and all(isinstance(v, float | int) and not isinstance(v, bool) for v in item[:3])
+                and isinstance(item[2], int) and isinstance(item[3], bool)):
+            raise FieldValueError(f"checkpoint: rest: {str(sensor)[:40]}: found {str(item)[:80]}, expected one of the "
+                                  "model's sensors and [up, down, seen, drifting]")
+        evidence[m.slot.features.index(sensor)] = (float(item[0]), float(item[1]), item[2], item[3])
+    try:
+        watch.resume(evidence)
+    except ValueError as exc:
+        raise FieldValueError(f"checkpoint: rest: {exc}") from exc
 
 
 def restore_machine(machine_id: str, rec: Record, slot: ModelSlot, drift_window: float, stride: int,
@@ -170,6 +209,7 @@ def restore_machine(machine_id: str, rec: Record, slot: ModelSlot, drift_window:
     m.tracker = m.look.rebuild(tracker)
     m.open_alert = open_alert(rec.get("alert"), machine_id)
     m.restore_sensors(open_sensor_alerts(rec.get("sensors"), machine_id, slot.features))
+    resume_rest(m, rec.get("rest"))  # after the restored drift alerts: the evidence decides how they go on
     score = rec.get("score")
     m.last_score = float(score) if isinstance(score, float | int) and math.isfinite(score) else None
     m.scored = int(rec.get("scored", 0))

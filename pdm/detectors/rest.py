@@ -254,6 +254,36 @@ class RestWatch:
             self._seen[j] = max(self._seen[j], VOTES)
             self._on.add(j)
 
+    def bounds(self) -> list[list[float]]:
+        """Each checked sensor's ``[index, lo - margin, hi + margin]``: what the votes were cast against (a
+        checkpoint keeps them to tell whether its evidence applies to a watch)."""
+        return [[float(j), float(self._lo[j]), float(self._hi[j])] for j in self.checked]
+
+    def evidence(self) -> dict[int, tuple[float, float, int, bool]]:
+        """Each checked sensor's votes so far: the averages of the +1s and the -1s, the readings judged, and
+        whether it is drifting now."""
+        return {j: (float(self._avg[j][0]), float(self._avg[j][1]), self._seen[j], j in self._on)
+                for j in self.checked}
+
+    def resume(self, evidence: dict[int, tuple[float, float, int, bool]]) -> None:
+        """Carry on from ``evidence`` (`evidence` of a watch with the same `bounds`, e.g. before a restart): the
+        votes, the readings judged and the verdict are restored, as if the watch had never stopped; the settling
+        starts afresh (the next vote comes after ``2 SETTLE + 1`` readings at rest). A sensor that is not checked,
+        averages outside ``[0, 1]`` or a negative count are a `ValueError`, and nothing is changed."""
+        for j, (up, down, seen, _) in evidence.items():
+            if j not in self._avg:
+                raise ValueError(f"found sensor {j}, expected one of the checked sensors {self.checked}")
+            if not (0.0 <= up <= 1.0 and 0.0 <= down <= 1.0 and seen >= 0):
+                raise ValueError(f"found averages {up}, {down} and count {seen}, expected averages in [0, 1] and a "
+                                 "count >= 0")
+        for j, (up, down, seen, drifting) in evidence.items():
+            self._avg[j][:] = (up, down)
+            self._seen[j] = int(seen)
+            if drifting:
+                self._on.add(j)
+            else:
+                self._on.discard(j)
+
     def _vote(self, j: int, sides: np.ndarray) -> None:
         """The exponential averages of the +1s and the -1s, and the hysteresis applied after every vote in turn
         (so the verdict does not depend on how the readings were batched)."""

@@ -247,3 +247,74 @@ def test_the_clock_jump_rule_ignores_redeliveries_and_old_seqs(slot: ModelSlot) 
     assert not m.apply(message("pump-001", 12, ts[:10], values[:10])).clock_restart  # 10 < a window
     jumped = m.apply(message("pump-001", 13, ts[10:30], values[10:30]))
     assert jumped.clock_restart and jumped.readings == 20 and m.last_ts == ts[29]
+
+
+def biased_pump_day() -> tuple[np.ndarray, np.ndarray]:
+    frame, _ = simulate(4, 24 * 3600, LIVE_START, fault_rate_per_day=0.0, forced=[])
+    ts, values = machine_arrays(frame, "pump-001")
+    values[:, SENSORS.index("pressure")] += 0.5
+    return ts, values
+
+
+def raised_at(m: MachineState, ts: np.ndarray, values: np.ndarray, first: int) -> int | None:
+    """The index of the 600-reading message, from message ``first`` on, after which a drift alert is raised."""
+    for k in range(first, len(ts) // 600 + 1):
+        m.apply(message("pump-001", k, ts[k * 600 : (k + 1) * 600], values[k * 600 : (k + 1) * 600]))
+        if any(a.event == "raised" and a.problem == "drift" for a in m.sensor_alerts("test")):
+            return k
+    return None
+
+
+def test_the_drift_evidence_survives_a_restore(slot: ModelSlot) -> None:
+    """A pressure transmitter 0.5 bar high: cut the day where the drift watch's average has reached 0.7 (0.9
+    raises). The machine restored from the record raises the drift alert where the uninterrupted one does (within
+    the settling lost at the restart), and earlier than one restored without the evidence (a record of before it
+    was kept), which must collect its votes again (measured: uninterrupted and resumed at the same message, 20
+    minutes later without the evidence)."""
+    ts, values = biased_pump_day()
+    pressure = SENSORS.index("pressure")
+    original = MachineState.create("pump-001", slot, "pump", keep_tail=True)
+    assert original.quality.rest is not None and pressure in original.quality.rest.checked
+    cut = None
+    for k in range(len(ts) // 600):
+        original.apply(message("pump-001", k, ts[k * 600 : (k + 1) * 600], values[k * 600 : (k + 1) * 600]))
+        assert not original.sensor_alerts("test"), "raised before the cut: the test needs a cut with half the votes"
+        if max(original.quality.rest.evidence()[pressure][:2]) >= 0.7:
+            cut = k
+            break
+    assert cut is not None
+    record = json.loads(json.dumps(machine_record(original)))
+    assert max(record["rest"]["e"]["pressure"][:2]) >= 0.7
+    resumed = restore_machine("pump-001", record, slot, 86_400.0, 1)
+    assert resumed.quality.rest is not None
+    assert resumed.quality.rest.evidence() == original.quality.rest.evidence()
+    afresh = restore_machine("pump-001", {**record, "rest": None}, slot, 86_400.0, 1)
+    uninterrupted = raised_at(original, ts, values, cut + 1)
+    with_evidence = raised_at(resumed, ts, values, cut + 1)
+    without = raised_at(afresh, ts, values, cut + 1)
+    assert uninterrupted is not None and with_evidence is not None
+    assert with_evidence <= uninterrupted + 1
+    assert without is None or without > with_evidence
+
+
+def test_drift_evidence_that_does_not_fit_is_refused_or_dropped(slot: ModelSlot) -> None:
+    ts, values = biased_pump_day()
+    m = MachineState.create("pump-001", slot, "pump", keep_tail=True)
+    for k in range(12):
+        m.apply(message("pump-001", k, ts[k * 600 : (k + 1) * 600], values[k * 600 : (k + 1) * 600]))
+    good = json.loads(json.dumps(machine_record(m)))
+    bounds, evidence = good["rest"]["b"], good["rest"]["e"]
+    assert evidence and all(len(item) == 4 for item in evidence.values())
+    sensor = next(iter(evidence))
+    for bad in ({"b": bounds, "e": {sensor: [1.5, 0.0, 10, False]}},  # an average is a share
+                {"b": bounds, "e": {sensor: [0.5, 0.0, -1, False]}},  # a count
+                {"b": bounds, "e": {"humidity": [0.5, 0.0, 10, False]}},  # not one of the model's sensors
+                {"b": bounds, "e": {sensor: [0.5, 0.0, 10]}},
+                {"b": bounds, "e": [0.5, 0.0, 10, False]}):
+        with pytest.raises(FieldValueError, match="rest"):
+            restore_machine("pump-001", {**good, "rest": bad}, slot, 86_400.0, 1)
+    other = [[j, lo - 1.0, hi] for j, lo, hi in bounds]  # gathered against another version's rest levels
+    restored = restore_machine("pump-001", {**good, "rest": {"b": other, "e": {sensor: [0.8, 0.0, 900, True]}}},
+                               slot, 86_400.0, 1)
+    assert restored.quality.rest is not None
+    assert all(e == (0.0, 0.0, 0, False) for e in restored.quality.rest.evidence().values())
