@@ -191,7 +191,7 @@ class MachineState:
                 observed = got.values.copy()
                 observed[:, distrusted] = msg.values[at][:, distrusted]
             self.quality.observe(got.ts, observed, duplicates=out.duplicates, late=out.late, lost=out.seq_gap,
-                                 gaps=out.gaps, spikes=got.spikes)
+                                 gaps=out.gaps, spikes=got.spikes, stuck_after=self.slot.drift.stuck_after)
             if self.tail is not None and got.readings:
                 keep_n = max(self.slot.window - 1, 1)
                 self.tail = (np.concatenate([self.tail[0], got.ts])[-keep_n:],

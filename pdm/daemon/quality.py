@@ -26,7 +26,8 @@ The span is not kept across a restart of the daemon: drift is ``unavailable`` ag
   normal running), not checked for models without it. **Spikes**: at least ``SPIKE_COUNT`` (5) readings held by
   the model's spike rule (`pdm.detectors.spikes`) within the last ``SPIKE_SPAN_S`` (1 h) of the machine's clock.
   **Drift**: its readings at rest are offset from its rest level in training (`pdm.detectors.rest`: only sensors
-  with a stable rest level, on machines the model learned rest levels for). Each sensor with a problem is also a
+  with a stable rest level, on machines the model learned rest levels for; a sensor stuck now does not count as
+  at rest, since a stuck activity sensor would fake a rest). Each sensor with a problem is also a
   ``kind: sensor`` alert (`pdm.daemon.machines.MachineState.sensor_alerts`). With ``--state-dir`` an open sensor
   alert survives a restart (`pdm.daemon.checkpoint`); as the span starts afresh, it is held open for `hold_s` of
   the reading clock and then cleared with its own id once its problem is gone (a drift alert: once the sensor
@@ -150,9 +151,11 @@ class MachineQuality:
         return max(self.cur, 0) % BLOCKS
 
     def observe(self, ts: np.ndarray, values: np.ndarray, *, duplicates: int, late: int, lost: int,
-                gaps: int, spikes: np.ndarray | None = None) -> None:
-        """One accepted telemetry message: its applied readings (raw values, time order), what was dropped, and the
-        readings the spike rule held, per sensor."""
+                gaps: int, spikes: np.ndarray | None = None, stuck_after: np.ndarray | None = None) -> None:
+        """One accepted telemetry message: its applied readings (raw values, time order), what was dropped, the
+        readings the spike rule held, per sensor, and the model's stuck limits (`Reference.stuck_after`): a sensor
+        stuck at the end of the message does not tell the drift watch that the machine rests in it (it would fake
+        a rest)."""
         n = len(ts)
         if spikes is not None and n:
             for j in np.flatnonzero(spikes):
@@ -168,8 +171,6 @@ class MachineQuality:
             c[DUPLICATES : GAPS + 1] += (duplicates, late, lost, gaps)
         if not n:
             return
-        if self.rest is not None:
-            self.rest.update(values)
         nulls = np.isnan(values)
         c[N_FIXED:] += np.add.reduce(nulls, axis=0)
         # runs ending at the newest reading, newest row first: nulls (broken by a value) and equal values (broken by
@@ -181,6 +182,9 @@ class MachineQuality:
         first = breaks.argmax(axis=0)  # readings after the newest break
         self.runs = np.where(first == n, self.runs + n, first)
         self.last_values = values[-1].copy()
+        if self.rest is not None:
+            stuck = self.repeat > stuck_after if stuck_after is not None else None
+            self.rest.update(values, stuck if stuck is not None and stuck.any() else None)
 
     @property
     def null_run(self) -> np.ndarray:

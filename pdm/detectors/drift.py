@@ -95,10 +95,10 @@ class CalibrationSummary(BaseModel):
 
     @classmethod
     def fit(cls, scores: Mapping[str, Sequence[np.ndarray]], training_values: Sequence[np.ndarray],
-            bins: int = BINS, machines: Sequence[str] | None = None) -> CalibrationSummary:
+            bins: int = BINS, machines: Sequence[str] | None = None, period_s: float = 1.0) -> CalibrationSummary:
         """``scores``: each machine's calibration window scores (one array per segment); ``training_values``: the
         training rows (n, sensors) of each frame, in time order; ``machines``: each frame's machine (rest levels
-        are learned per machine; none without)."""
+        are learned per machine; none without); ``period_s``: the sampling period (the rest rule's spans)."""
         per_machine = {m: np.concatenate([np.asarray(s, dtype=np.float64) for s in segs]) if segs else np.empty(0)
                        for m, segs in scores.items()}
         pooled = np.concatenate([*per_machine.values(), np.empty(0)])
@@ -122,7 +122,8 @@ class CalibrationSummary(BaseModel):
             frames.setdefault(owner, []).append(values)
         return cls(edges=edges.tolist(), fleet=shares(pooled), machines=machine_shares,
                    quantiles={str(q): float(v) for q, v in zip(QUANTILES, np.quantile(pooled, QUANTILES), strict=True)},
-                   longest_repeat=longest.tolist(), rest={m: RestLevels.fit(f) for m, f in sorted(frames.items())})
+                   longest_repeat=longest.tolist(),
+                   rest={m: RestLevels.fit(f, period_s) for m, f in sorted(frames.items())})
 
     def reference(self, machine_id: str) -> np.ndarray:
         """The shares ``machine_id`` is compared with: its own, else the fleet's."""

@@ -99,7 +99,7 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
     det.machine_thresholds_ = machine_thresholds
     det.alarm_rule_ = AlarmRule(k=det.alarm_k, n=det.alarm_n, m=det.alarm_m, clear_ratio=det.alarm_clear)
     det.calibration_summary_ = CalibrationSummary.fit(cal.scores_by_machine, [p.values for p in prepared],
-                                                      machines=[p.machine_id for p in prepared])
+                                                      machines=[p.machine_id for p in prepared], period_s=period)
     det.training_summary_ = {
         "frames": len(prepared),
         "machines": sorted(by_machine),

@@ -313,7 +313,7 @@ def test_drift_evidence_that_does_not_fit_is_refused_or_dropped(slot: ModelSlot)
                 {"b": bounds, "e": [0.5, 0.0, 10, False]}):
         with pytest.raises(FieldValueError, match="rest"):
             restore_machine("pump-001", {**good, "rest": bad}, slot, 86_400.0, 1)
-    other = [[j, lo - 1.0, hi] for j, lo, hi in bounds]  # gathered against another version's rest levels
+    other = [[j, lo - 1.0, hi, period] for j, lo, hi, period in bounds]  # against another version's rest levels
     restored = restore_machine("pump-001", {**good, "rest": {"b": other, "e": {sensor: [0.8, 0.0, 900, True]}}},
                                slot, 86_400.0, 1)
     assert restored.quality.rest is not None

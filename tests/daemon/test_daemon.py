@@ -147,3 +147,24 @@ def test_a_drifting_pressure_transmitter_is_a_sensor_alert_from_the_machines_res
         raised, cleared = alerts
         assert ts[int(np.argmax(rest))] < raised.ts < ts[half] < cleared.ts  # evidence comes when it stands still
         assert raised.alert_id == cleared.alert_id and any(frozen)
+
+
+def test_a_stuck_vibration_sensor_does_not_fake_a_rest_for_the_drift_watch(models: Models) -> None:
+    """pump-001's vibration sensor stuck at a rest reading for 8 hours while the pump keeps running and stopping:
+    that is a ``stuck`` alert on vibration, and the running pressure must not be judged as a rest reading (it
+    was: a ``drift`` alert on the healthy pressure transmitter)."""
+    slot = models.slots[MODEL]
+    levels = slot.drift.rest("pump-001")
+    vibration = SENSORS.index("vibration")
+    assert levels is not None and levels.band_lo[vibration] is not None and levels.band_hi[vibration] is not None
+    frame, _ = simulate(4, 12 * 3600, LIVE_START, fault_rate_per_day=0.0, forced=[])
+    ts, values = machine_arrays(frame, "pump-001")
+    stuck = values.copy()
+    stuck[2 * 3600 : 10 * 3600, vibration] = round((levels.band_lo[vibration] + levels.band_hi[vibration]) / 2, 3)
+    m = MachineState.create("pump-001", slot, "pump")
+    alerts: list[tuple[str | None, str | None, str]] = []
+    for seq, i in enumerate(range(0, len(ts), 600)):
+        m.apply(message("pump-001", seq, ts[i : i + 600], stuck[i : i + 600]))
+        alerts += [(a.sensor, a.problem, a.event) for a in m.sensor_alerts("test")]
+    assert ("vibration", "stuck", "raised") in alerts
+    assert not [a for a in alerts if a[1] == "drift"], alerts

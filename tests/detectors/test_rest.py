@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from pdm.detectors.rest import SETTLE, VOTES, RestLevels, RestWatch
+from pdm.detectors.rest import RestLevels, RestWatch, Spans
+
+SETTLE, _, VOTES = Spans.at(1.0)  # the spans at 1 Hz, the rate of these tests
 
 TEMPERATURE, VIBRATION, PRESSURE = range(3)
 
@@ -159,3 +161,51 @@ def test_the_calibration_summary_keeps_rest_levels_per_machine() -> None:
     assert CalibrationSummary.fit(scores, [a, b]).rest == {}  # frames without machines: no rest levels
     with pytest.raises(ValidationError, match=r"rest\.pump-a"):
         CalibrationSummary.model_validate({**summary.model_dump(), "longest_repeat": [1, 1]})
+
+
+def test_the_spans_are_times_so_a_machine_sampled_every_10_s_is_judged() -> None:
+    """The same pump read every 10 s (one reading in ten): with the spans counted in readings at 1 Hz its rests
+    (2 minutes of readings) never settle, so nothing was checked; at its own period they are 5-minute spans again,
+    its sensors are checked and a pressure bias is caught, while healthy readings raise nothing."""
+    rows, _ = machine(0, hours=60.0)
+    slow = rows[::10]
+    assert RestLevels.fit([slow]).checked == [False, False, False]  # the spans of 1 Hz
+    levels = RestLevels.fit([slow], period_s=10.0)
+    assert levels.checked == [False, True, True] and levels.period_s == 10.0
+    assert RestWatch(levels).bounds()[0][3] == 10.0
+    healthy, _ = machine(1, hours=60.0)
+    watch = RestWatch(levels)
+    watch.update(healthy[::10])
+    assert watch.drifting == []
+    biased = healthy[::10].copy()
+    biased[:, PRESSURE] += 0.4
+    watch.update(biased)
+    assert watch.drifting == [PRESSURE]
+
+
+def test_rest_levels_saved_before_the_period_was_stored_count_at_1_hz(levels: RestLevels) -> None:
+    saved = levels.model_dump()
+    del saved["period_s"]
+    old = RestLevels.model_validate(saved)
+    assert old.period_s == 1.0 and old.spans == Spans(300, 300, 600)
+    with pytest.raises(ValidationError):
+        RestLevels.model_validate({**saved, "period_s": 0.0})
+
+
+@pytest.mark.parametrize("batch", [600, 1])
+def test_an_unsure_activity_sensor_does_not_make_a_rest(levels: RestLevels, batch: int) -> None:
+    """Vibration stuck at its rest reading while the pump runs: taken at its word, the running pressure would be
+    judged as a rest reading (and voted up, as drift); marked ``unsure`` it makes no rest, and pressure is not
+    judged while it is, whether the readings come 600 or one at a time. Its own readings are still judged."""
+    rows, running = machine(5, hours=6)
+    stuck = rows.copy()
+    stuck[:, VIBRATION] = 0.1
+    unsure = np.array([False, True, False])
+    trusting, careful = RestWatch(levels), RestWatch(levels)
+    for i in range(0, len(rows), batch):
+        trusting.update(stuck[i : i + batch])
+        careful.update(stuck[i : i + batch], unsure)
+    assert trusting.drifting == [PRESSURE]
+    assert careful.drifting == [] and careful.evidence()[PRESSURE][2] == 0
+    assert careful.evidence()[VIBRATION][2] > 0  # judged by the pressure's real rests
+    assert running.mean() > 0.4
