@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     pol.add_argument("--screen", action=argparse.BooleanOptionalAction, default=None,
                      help="exclude the champion's own alarms (default: for files without labels, which have no alert "
                      "history)")
+    pol.add_argument("--trust-champion", action="store_true",
+                     help="exclude a short-history champion's alarms and alerts too (by default they are not taken "
+                     "as faults: such a model flags every condition its history did not show)")
     pol.add_argument("--tolerance", type=float, default=0.1,
                      help="how much worse (relative) the challenger may be and still be promoted (default: 0.1)")
     pol.add_argument("--force", action="store_true", help="promote whatever the comparison says")
@@ -72,6 +75,7 @@ def options_from(args: argparse.Namespace) -> Any:
                           margin_before_s=parse_duration(args.margin_before, "--margin-before"),
                           margin_after_s=parse_duration(args.margin_after, "--margin-after"),
                           tolerance=args.tolerance, force=args.force, keep=args.keep, screen=args.screen,
+                          trust_champion=args.trust_champion,
                           max_eval_rows=args.max_eval_rows, grace_s=args.grace)
 
 

@@ -41,7 +41,7 @@ from pdm.detectors.alarm import AlarmRule, AlarmTracker
 from pdm.detectors.calibration import THRESHOLD_METHODS, Threshold, ThresholdMethod
 from pdm.detectors.config import FeatureInfo, feature_infos, runtime_versions
 from pdm.detectors.drift import CalibrationSummary
-from pdm.detectors.fitting import fit_detector
+from pdm.detectors.fitting import SHORT_HISTORY_ROWS, fit_detector
 from pdm.detectors.frames import (
     PreparedFrame,
     fill_missing,
@@ -370,6 +370,15 @@ class Detector(ABC):
     def max_gap_s(self) -> float:
         """The longest step between two readings of one segment: ``max_gap_factor`` x `period_s`."""
         return self.period_s * self.max_gap_factor
+
+    @property
+    def short_history(self) -> bool:
+        """Fitted on fewer than `SHORT_HISTORY_ROWS` rows: too few to show the operating range, so the model's
+        alarms flag conditions it never saw as much as faults (`pdm.retrain` does not take them as faults). Models
+        saved without a training summary count as not short."""
+        self._check_fitted()
+        rows = getattr(self, "training_summary_", {}).get("rows_fitting")
+        return isinstance(rows, int) and rows < SHORT_HISTORY_ROWS
 
     @property
     def fit_warnings(self) -> tuple[str, ...]:

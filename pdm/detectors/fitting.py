@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from pdm.detectors.base import Detector, Frames, Progress
 
 logger = logging.getLogger(__name__)
+SHORT_HISTORY_ROWS = 2_000  # fitting rows under which a history is short (`Detector.short_history`)
 
 MIN_CALIBRATION_WINDOWS = 100
 MIN_MACHINE_CALIBRATION = 2_000  # alarm-statistic values a machine needs for a threshold of its own

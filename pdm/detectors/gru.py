@@ -34,6 +34,7 @@ import numpy as np
 
 from pdm.detectors.base import Detector, Progress
 from pdm.detectors.calibration import ThresholdMethod
+from pdm.detectors.fitting import SHORT_HISTORY_ROWS
 from pdm.detectors.frames import sliding_windows
 from pdm.detectors.gru_terms import ENVELOPE_FILE, LevelTerms, read_level_terms
 from pdm.detectors.ranges import coverage_warning, time_blocks
@@ -50,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 INPUT_CLIP = 50.0  # scaled units: the largest magnitude the autoencoder is fed (centred windows)
-MIN_LEVEL_ROWS = 2_000  # fewer fitting rows: the envelope and relations terms do not score (a warning says so)
+MIN_LEVEL_ROWS = SHORT_HISTORY_ROWS  # fewer fitting rows: the envelope and relations terms do not score (warned)
 
 
 def build_autoencoder(window: int, n_features: int, *, hidden: int, latent: int, layers: int, dropout: float,
@@ -225,6 +226,12 @@ class GRUAutoencoderDetector(Detector):
     def _fit_ranges(self, segments: list[np.ndarray]) -> None:
         """The sensor relations (numpy only), from the scaled fitting segments, widened by held-out parts."""
         self.relations_ = SensorRelations.fit(segments, self.window)
+
+    @property
+    def short_history(self) -> bool:
+        """As `Detector.short_history`, by the rows this model's level terms were fitted on (off when short)."""
+        self._check_fitted()
+        return not self.terms_.level
 
     def _fit_warnings(self, features: list[str]) -> list[str]:
         if not self.terms_.level:

@@ -55,6 +55,7 @@ class RetrainOptions:
     force: bool = False
     keep: int | None = None
     screen: bool | None = None  # None: when there is a champion and the data has neither alert history nor labels
+    trust_champion: bool = False  # take a short-history champion's alarms and alerts as faults all the same
     max_eval_rows: int = 500_000
     grace_s: float | None = None
 
@@ -103,9 +104,16 @@ def retrain(data: RetrainData, name_dir: Path | str, options: RetrainOptions,
         usable = champion.feature_names if isinstance(champion, GRUAutoencoderDetector) and not champion_error \
             else None
         features = list(options.overrides.get("features") or usable or data.features)
-        exclusions = list(data.exclusions)
+        probation = champion is not None and champion_error is None and champion.short_history and \
+            not options.trust_champion
+        exclusions = [e for e in data.exclusions if not (probation and e.reason == "alert")]
         do_screen = options.screen if options.screen is not None else (
-            champion is not None and not data.has_alert_history and not data.labelled)
+            champion is not None and not data.has_alert_history and not data.labelled and not probation)
+        if probation:
+            logger.warning("the champion was trained on a short history: its alarms flag conditions it never saw as "
+                           "much as faults, so they are not taken as faults (%d alert period(s) kept in training%s); "
+                           "labels, maintenance and stale periods still are. --trust-champion excludes them",
+                           len(data.exclusions) - len(exclusions), "" if not do_screen else ", screened as asked")
         if do_screen and champion is not None and champion_error is None:
             with progress.stage("screening with champion", total=len(data.machines)) as advance:
                 exclusions += screen(champion, data, advance)
@@ -147,7 +155,7 @@ def retrain(data: RetrainData, name_dir: Path | str, options: RetrainOptions,
                           force=options.force, champion_error=champion_error if champion is not None else None)
         report = _report(data, options, summary, parts, champion_version=champion_version, cp_fig=cp_fig,
                          champion_error=champion_error, challenger=challenger, ch_fig=ch_fig, decision=decision,
-                         timings=timings, screened=do_screen)
+                         timings=timings, screened=do_screen, probation=probation)
         t0 = time.monotonic()
         version_dir = _save(name_dir, challenger, baseline, report, cp_fig=cp_fig, ch_fig=ch_fig,
                             champion_version=champion_version)
@@ -183,7 +191,7 @@ def _target(champion: Detector | None, challenger: Detector) -> float:
 def _report(data: RetrainData, options: RetrainOptions, summary: ExclusionSummary, parts: Split, *,
             champion_version: str | None, cp_fig: Figures | None, champion_error: str | None,
             challenger: GRUAutoencoderDetector, ch_fig: Figures, decision: Decision, timings: dict[str, float],
-            screened: bool) -> dict[str, Any]:
+            screened: bool, probation: bool) -> dict[str, Any]:
     ts = data.frame[TS]
     fit = {k: v for k, v in challenger.evaluation_.items() if k != "history"}
     return {
@@ -192,7 +200,7 @@ def _report(data: RetrainData, options: RetrainOptions, summary: ExclusionSummar
         "decision": decision.to_dict(),
         "champion": None if champion_version is None else {
             "version": champion_version, "figures": None if cp_fig is None else cp_fig.to_dict(),
-            "error": champion_error},
+            "error": champion_error, "alarms_taken_as_faults": not probation},
         "challenger": {"init": options.init, "threshold": challenger.threshold,
                        "figures": ch_fig.to_dict(), "fit": fit, "training": challenger.training_summary_},
         "data": {"source": data.source, "machines": len(data.machines), "machine_ids": data.machines[:100],
@@ -202,7 +210,8 @@ def _report(data: RetrainData, options: RetrainOptions, summary: ExclusionSummar
         "options": {"init": options.init, "overrides": {k: v for k, v in options.overrides.items() if v is not None},
                     "holdout_fraction": options.holdout_fraction, "holdout_s": options.holdout_s,
                     "margin_before_s": options.margin_before_s, "margin_after_s": options.margin_after_s,
-                    "tolerance": options.tolerance, "force": options.force, "max_eval_rows": options.max_eval_rows},
+                    "tolerance": options.tolerance, "force": options.force, "max_eval_rows": options.max_eval_rows,
+                    "trust_champion": options.trust_champion},
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
 

@@ -175,3 +175,40 @@ def test_a_champion_that_cannot_score_the_data_is_kept_unless_forced(champion_di
     assert not out.promoted and current_version(name_dir) == current_version(champion_dir)
     assert "cannot be judged on this data (its sensors ['pressure'] are not in the data" in out.decision.reasons[0]
     assert Detector.load(out.version_dir).features_ == ["temperature", "vibration", "pressure_bar"]
+
+
+def test_a_short_history_champions_alarms_are_not_taken_as_faults(champion_dir: Path, tmp_path: Path) -> None:
+    """A champion fitted on 150 readings per pump flags conditions its history never showed as much as faults: by
+    default neither its screening nor a recorded alert under it excludes readings from the retrain, and the report
+    says so (a plant's first model, on a few hundred readings, used to exclude its whole first day and fail).
+    With ``trust_champion`` the alert is excluded as before. A champion fitted on 3,000 readings per pump is not
+    short, and its alarms are taken as faults."""
+    from pdm.detectors.gru import GRUAutoencoderDetector
+    from pdm.detectors.pca import PCADetector
+    from pdm.retrain.data import Exclusion
+    from pdm.retrain.report import outcome_lines
+    from pdm.retrain.run import Outcome
+
+    sensors = ["temperature", "vibration", "pressure"]
+    short = fleet(150, 1).drop(columns=["fault"])
+    champion = GRUAutoencoderDetector(**SMALL, features=sensors).fit(short)  # type: ignore[arg-type]
+    assert champion.short_history and PCADetector(features=sensors).fit(short).short_history
+    assert not Detector.load(champion_dir).short_history
+    name_dir = tmp_path / "pump"
+    champion.save(name_dir)
+    data = fleet(4000, 2).drop(columns=["fault"])
+    t0 = float(data["timestamp"].min())
+    alert = Exclusion("pump-001", t0 + 1000, t0 + 1500, "alert", "recorded alert")
+
+    def run(**kw: object) -> Outcome:
+        d = from_frame(data)
+        d.exclusions.append(alert)
+        return retrain(d, Path(shutil.copytree(name_dir, tmp_path / f"copy-{len(kw)}")), options(**kw))
+
+    out = run()
+    assert out.report["champion"]["alarms_taken_as_faults"] is False
+    assert not out.report["data"]["screened_with_champion"] and out.exclusions.rows_excluded == 0
+    assert any(line.startswith("champion  trained on a short history") for line in outcome_lines(out))
+    trusted = run(trust_champion=True, screen=False)
+    assert trusted.report["champion"]["alarms_taken_as_faults"] is True
+    assert "alert" in trusted.exclusions.by_reason and trusted.exclusions.rows_excluded > 0
