@@ -180,3 +180,15 @@ def test_every_loop_runs_then_stops_cleanly_on_sigterm(champion: Path, data_file
             proc.communicate()
     assert proc.returncode == 0, err
     assert "decision  PROMOTED" in out and "next retrain in" in err and "stopped" in err
+
+
+def test_trust_champion_reaches_the_options() -> None:
+    import argparse
+
+    from pdm.commands.retrain_args import add_arguments, options_from
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    base = ["--model", "models/pump", "--data", "x.parquet"]
+    assert options_from(p.parse_args(base)).trust_champion is False
+    assert options_from(p.parse_args([*base, "--trust-champion"])).trust_champion is True
