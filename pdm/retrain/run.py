@@ -31,7 +31,7 @@ from pdm.detectors.zscore import RobustZScoreDetector
 from pdm.errors import PdmError
 from pdm.retrain.challenger import Init, challenger_params, fit_challenger
 from pdm.retrain.compare import Decision, Figures, decide, judge
-from pdm.retrain.data import MID, TS, RetrainData
+from pdm.retrain.data import MID, TS, Exclusion, RetrainData
 from pdm.retrain.exclusions import HOLDOUT_REASONS, ExclusionSummary, Margins, Split, exclusion_mask, split
 from pdm.retrain.lock import model_lock
 from pdm.retrain.progress import LogProgress, Reporter
@@ -106,14 +106,15 @@ def retrain(data: RetrainData, name_dir: Path | str, options: RetrainOptions,
         features = list(options.overrides.get("features") or usable or data.features)
         probation = champion is not None and champion_error is None and champion.short_history and \
             not options.trust_champion
-        exclusions = [e for e in data.exclusions if not (probation and e.reason == "alert")]
+        exclusions = [e for e in data.exclusions if not (probation and _champions_verdict(e))]
         do_screen = options.screen if options.screen is not None else (
             champion is not None and not data.has_alert_history and not data.labelled and not probation)
         if probation:
             logger.warning("the champion was trained on a short history: its alarms flag conditions it never saw as "
-                           "much as faults, so they are not taken as faults (%d alert period(s) kept in training%s); "
-                           "labels, maintenance and stale periods still are. --trust-champion excludes them",
-                           len(data.exclusions) - len(exclusions), "" if not do_screen else ", screened as asked")
+                           "much as faults, so they are not taken as faults (%d machine alert period(s) kept in "
+                           "training%s); sensor alerts, labels, maintenance and stale periods still are. "
+                           "--trust-champion excludes them", len(data.exclusions) - len(exclusions),
+                           ", screened as asked" if do_screen else "")
         if do_screen and champion is not None and champion_error is None:
             with progress.stage("screening with champion", total=len(data.machines)) as advance:
                 exclusions += screen(champion, data, advance)
@@ -167,6 +168,12 @@ def retrain(data: RetrainData, name_dir: Path | str, options: RetrainOptions,
         removed = prune_versions(name_dir, options.keep) if options.keep else []
         logger.info("saved, switched and pruned in %.1f s", time.monotonic() - t0)
     return Outcome(decision.promote, version_dir, champion_version, decision, report, summary, removed)
+
+
+def _champions_verdict(e: Exclusion) -> bool:
+    """A machine alert's period or an ``alert`` state: the scoring model's verdict. A sensor alert (its id
+    ``MACHINE-SENSOR-ms``, `pdm.contract.alert_id`) comes from the data-quality rules and is not."""
+    return e.reason == "alert" and (e.detail == "states" or e.detail.removeprefix(f"{e.machine_id}-").isdigit())
 
 
 def _unusable(champion: Detector | None, data: RetrainData) -> str | None:

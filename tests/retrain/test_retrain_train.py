@@ -179,10 +179,11 @@ def test_a_champion_that_cannot_score_the_data_is_kept_unless_forced(champion_di
 
 def test_a_short_history_champions_alarms_are_not_taken_as_faults(champion_dir: Path, tmp_path: Path) -> None:
     """A champion fitted on 150 readings per pump flags conditions its history never showed as much as faults: by
-    default neither its screening nor a recorded alert under it excludes readings from the retrain, and the report
-    says so (a plant's first model, on a few hundred readings, used to exclude its whole first day and fail).
-    With ``trust_champion`` the alert is excluded as before. A champion fitted on 3,000 readings per pump is not
-    short, and its alarms are taken as faults."""
+    default neither its screening nor a recorded machine alert under it excludes readings from the retrain (a
+    sensor alert, from the data-quality rules, still does), and the report says so (a plant's first model, on a
+    few hundred readings, used to exclude its whole first day and fail). With ``trust_champion`` the machine alert
+    is excluded as before. A champion fitted on 3,000 readings per pump is not short."""
+    from pdm.contract import alert_id
     from pdm.detectors.gru import GRUAutoencoderDetector
     from pdm.detectors.pca import PCADetector
     from pdm.retrain.data import Exclusion
@@ -198,17 +199,20 @@ def test_a_short_history_champions_alarms_are_not_taken_as_faults(champion_dir: 
     champion.save(name_dir)
     data = fleet(4000, 2).drop(columns=["fault"])
     t0 = float(data["timestamp"].min())
-    alert = Exclusion("pump-001", t0 + 1000, t0 + 1500, "alert", "recorded alert")
+    recorded = [Exclusion("pump-001", t0 + 1000, t0 + 1500, "alert", alert_id("pump-001", t0 + 1015)),  # machine
+                Exclusion("pump-001", t0 + 2500, t0 + 2700, "alert", alert_id("pump-001", t0 + 2500, "pressure"))]
 
     def run(**kw: object) -> Outcome:
         d = from_frame(data)
-        d.exclusions.append(alert)
+        d.exclusions.extend(recorded)
         return retrain(d, Path(shutil.copytree(name_dir, tmp_path / f"copy-{len(kw)}")), options(**kw))
 
     out = run()
     assert out.report["champion"]["alarms_taken_as_faults"] is False
-    assert not out.report["data"]["screened_with_champion"] and out.exclusions.rows_excluded == 0
+    assert not out.report["data"]["screened_with_champion"]
+    assert out.exclusions.by_reason["alert"]["intervals"] == 1  # the sensor alert: a data-quality verdict, kept
     assert any(line.startswith("champion  trained on a short history") for line in outcome_lines(out))
     trusted = run(trust_champion=True, screen=False)
     assert trusted.report["champion"]["alarms_taken_as_faults"] is True
-    assert "alert" in trusted.exclusions.by_reason and trusted.exclusions.rows_excluded > 0
+    assert trusted.exclusions.by_reason["alert"]["intervals"] == 2
+    assert trusted.exclusions.rows_excluded > out.exclusions.rows_excluded
