@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 SHORT_HISTORY_ROWS = 2_000  # fitting rows under which a history is short (`Detector.short_history`)
+RETRAIN_HINT = ("retrain on a day or more of recorded data that includes every operating condition (`pdm retrain` "
+                "does not take this model's alarms as faults)")
 
 MIN_CALIBRATION_WINDOWS = 100
 MIN_MACHINE_CALIBRATION = 2_000  # alarm-statistic values a machine needs for a threshold of its own
@@ -91,6 +93,11 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
     if constant:
         warnings.append(f"constant in training (any change will stand out): {constant}")
     warnings += det._fit_warnings(features)
+    rows_fitting = int(sum(b - a for pieces in parts for a, b, _, _ in pieces))
+    if rows_fitting < SHORT_HISTORY_ROWS and not any(w.startswith("short history (") for w in warnings):
+        warnings.append(f"short history ({rows_fitting} fitting rows, fewer than {SHORT_HISTORY_ROWS}): it cannot "
+                        "show the operating range, so alarms flag conditions it never saw as much as faults; "
+                        f"{RETRAIN_HINT}")
     for w in warnings:
         logger.warning("%s: %s", type(det).__name__, w)
     det.features_ = features
@@ -105,7 +112,7 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
         "frames": len(prepared),
         "machines": sorted(by_machine),
         "rows": int(sum(len(p.ts) for p in prepared)),
-        "rows_fitting": int(sum(b - a for pieces in parts for a, b, _, _ in pieces)),
+        "rows_fitting": rows_fitting,
         "rows_calibration": int(sum(d - c for pieces in parts for _, _, c, d in pieces)),
         "calibration_parts": int(sum(len(pieces) for pieces in parts)),
         "machine_thresholds": {m: t.value for m, t in sorted(machine_thresholds.items())},

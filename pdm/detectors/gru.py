@@ -34,7 +34,7 @@ import numpy as np
 
 from pdm.detectors.base import Detector, Progress
 from pdm.detectors.calibration import ThresholdMethod
-from pdm.detectors.fitting import SHORT_HISTORY_ROWS
+from pdm.detectors.fitting import RETRAIN_HINT, SHORT_HISTORY_ROWS
 from pdm.detectors.frames import sliding_windows
 from pdm.detectors.gru_terms import ENVELOPE_FILE, LevelTerms, read_level_terms
 from pdm.detectors.ranges import coverage_warning, time_blocks
@@ -236,8 +236,8 @@ class GRUAutoencoderDetector(Detector):
     def _fit_warnings(self, features: list[str]) -> list[str]:
         if not self.terms_.level:
             return [f"short history (fewer than {MIN_LEVEL_ROWS} fitting rows): the sensors' operating range and "
-                    "relations cannot be learned from it, so leaving them is not scored, only the dynamics are; "
-                    "train on a longer history that includes every operating condition"]
+                    f"relations cannot be learned from it, so leaving them is not scored, only the dynamics are; "
+                    f"{RETRAIN_HINT}"]
         ignored = [f for f, i in zip(features, self.terms_.ignored or [], strict=False) if i]
         found = [f"not scored, constant in training (its normal behaviour is unknown): {ignored}" if ignored else None,
                  coverage_warning(features, self.terms_.outside or [0.0] * len(features)) if self.envelope else None,

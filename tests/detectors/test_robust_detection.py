@@ -14,6 +14,7 @@ import pytest
 from pdm.detectors.alarm import AlarmRule
 from pdm.detectors.base import Detector
 from pdm.detectors.gru import MIN_LEVEL_ROWS, GRUAutoencoderDetector
+from pdm.detectors.pca import PCADetector
 from pdm.detectors.spikes import SpikeFilter
 from pdm.detectors.zscore import RobustZScoreDetector
 from pdm.errors import CorruptModelError
@@ -38,6 +39,7 @@ def test_a_few_hundred_rows_do_not_flag_most_later_healthy_rows() -> None:
     det = GRUAutoencoderDetector(machine_column=None, **SMALL).fit(frame.iloc[:400])
     assert not det.terms_.level  # 320 fitting rows cannot show the operating range
     assert any("short history" in w and str(MIN_LEVEL_ROWS) in w for w in det.fit_warnings)
+    assert det.short_history and any("pdm retrain" in w for w in det.fit_warnings)
     later = det.detect(frame.iloc[400:])
     # by 4,000 readings later the temperature is 20 degC above anything in the history
     assert frame.temperature.iloc[-1] > frame.temperature.iloc[:400].max() + 15
@@ -160,3 +162,16 @@ def test_a_model_saved_before_the_new_score_loads_and_scores_as_it_was_saved() -
     errors = legacy._window_errors(np.full((1, legacy.window_length, 3), -50.0, dtype=np.float32))
     envelope_only = float(np.mean((np.asarray(legacy.terms_.low) + 50.0) ** 2))
     assert float(legacy._aggregate(errors)[0]) >= envelope_only > 1000.0
+
+
+@pytest.mark.parametrize("detector", [PCADetector, RobustZScoreDetector])
+def test_every_detector_says_when_its_history_is_short(detector: type[Detector]) -> None:
+    """The baselines have no level terms to switch off, but their alarms on a few hundred readings are as little
+    evidence of a fault: they warn "short history" too (in `info` and the daemon's status), and a history of
+    3,000 readings does not."""
+    frame = drifting_machine(3400)
+    short = detector(machine_column=None, features=SENSORS).fit(frame.iloc[:400])
+    assert short.short_history
+    assert [w for w in short.fit_warnings if w.startswith("short history (320 fitting rows")]
+    long = detector(machine_column=None, features=SENSORS).fit(frame)
+    assert not long.short_history and not [w for w in long.fit_warnings if w.startswith("short history")]
