@@ -11,10 +11,15 @@ measures whether that works, per machine type and machine (simulated, healthy th
    it was: the champion's alarms screen the day, as the daemon's alerts would) and with the library defaults (a
    short-history champion's alarms are not taken as faults);
 4. the following ``--test-hours``, scored by each retrained model: the share of readings under an alarm and of
-   windows over the threshold (every flag is false).
+   windows over the threshold (every flag is false);
+5. with ``--days N``, the daily retrain of ``pdm retrain --every 24h`` goes on: after each further day the model is
+   retrained (library defaults) on the whole history recorded so far, with the model of the day before as its
+   champion, and the ``--test-hours`` after that day are judged the same way (the ``trust_champion`` run of step 3
+   is left out then).
 
     PYTHONPATH=. .venv/bin/python benchmarks/commissioning.py                      # 3 types x 1 machine
     PYTHONPATH=. .venv/bin/python benchmarks/commissioning.py --machines 2 --types pump
+    PYTHONPATH=. .venv/bin/python benchmarks/commissioning.py --days 4          # daily retrains, 4 days
 """
 
 from __future__ import annotations
@@ -45,6 +50,30 @@ def flagged(det: object, frame: pd.DataFrame) -> tuple[float, float]:
     return float(alarm.mean()), float(exceeds.mean())
 
 
+def daily(machine: str, frame: pd.DataFrame, t: np.ndarray, k: int, *, day_s: float, name_dir: Path,
+          test_hours: float) -> None:
+    """Retrain ``name_dir`` on the first ``k`` days (its current model the champion) and judge the hours after."""
+    from pdm.detectors.base import Detector
+    from pdm.errors import PdmError
+    from pdm.retrain import RetrainOptions, from_frame, retrain
+
+    history = frame[t < t[0] + k * day_s].reset_index(drop=True)
+    test = frame[(t >= t[0] + k * day_s) & (t < t[0] + k * day_s + test_hours * 3600)].reset_index(drop=True)
+    champion = Detector.load(name_dir)
+    before, _ = flagged(champion, frame[(t >= t[0] + (k - 1) * day_s) & (t < t[0] + k * day_s)].reset_index(drop=True))
+    started = time.monotonic()
+    label = f"day {k}, defaults"
+    try:
+        out = retrain(from_frame(history.drop(columns=["machine_type"], errors="ignore")), name_dir, RetrainOptions())
+    except PdmError as exc:
+        print(f"| {machine} | {before:.1%} (day {k}) | {label}: failed, {str(exc)[:70]} | | | |", flush=True)
+        return
+    alarm, window = flagged(Detector.load(name_dir), test)
+    excluded = out.exclusions.rows_excluded / max(1, out.exclusions.rows_total)
+    print(f"| {machine} | {before:.1%} (day {k}) | {label} ({time.monotonic() - started:.0f} s) | {excluded:.1%} | "
+          f"{out.promoted} | {alarm:.1%} / {window:.1%} |", flush=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -54,6 +83,7 @@ def main() -> int:
     p.add_argument("--day-hours", type=float, default=24.0, help="live hours recorded before the retrain")
     p.add_argument("--test-hours", type=float, default=6.0, help="hours scored after the retrain")
     p.add_argument("--seed", type=int, default=7, help="the simulated machines' seed")
+    p.add_argument("--days", type=int, default=1, help="days of daily retraining (each on all history so far)")
     args = p.parse_args()
     logging.basicConfig(level=logging.ERROR)
     from pdm.detectors.base import Detector
@@ -66,7 +96,7 @@ def main() -> int:
     print("| machine | champion, first day: alarm | retrain | excluded from training | promoted | next hours: alarm / "
           "per window |")
     print("|---|---:|---|---:|---|---:|")
-    hours = args.day_hours + args.test_hours
+    hours = args.days * args.day_hours + args.test_hours
     with tempfile.TemporaryDirectory() as tmp:
         for kind in [k.strip() for k in args.types.split(",")]:
             path = Path(tmp) / f"{kind}.parquet"
@@ -78,12 +108,14 @@ def main() -> int:
                 frame = group.reset_index(drop=True)
                 t = frame["timestamp"].astype("int64").to_numpy() / 1e9 if not np.issubdtype(
                     frame["timestamp"].dtype, np.number) else frame["timestamp"].to_numpy(float)
-                day = frame[t < t[0] + args.day_hours * 3600].reset_index(drop=True)
-                test = frame[t >= t[0] + args.day_hours * 3600].reset_index(drop=True)
+                day_s = args.day_hours * 3600
+                day = frame[t < t[0] + day_s].reset_index(drop=True)
+                test = frame[(t >= t[0] + day_s) & (t < t[0] + day_s + args.test_hours * 3600)].reset_index(drop=True)
                 champion = GRUAutoencoderDetector(features=FEATURES, timestamp_column="timestamp")
                 champion.fit(frame.iloc[: args.rows])
                 first_day, _ = flagged(champion, day.iloc[args.rows :])
-                for label, trust in (("trust_champion=True", True), ("defaults", False)):
+                runs = (("defaults", False),) if args.days > 1 else (("trust_champion=True", True), ("defaults", False))
+                for label, trust in runs:
                     name_dir = Path(tmp) / f"{machine}-{label}"
                     champion.save(name_dir)
                     started = time.monotonic()
@@ -98,6 +130,9 @@ def main() -> int:
                     excluded = out.exclusions.rows_excluded / max(1, out.exclusions.rows_total)
                     print(f"| {machine} | {first_day:.1%} | {label} ({time.monotonic() - started:.0f} s) | "
                           f"{excluded:.1%} | {out.promoted} | {alarm:.1%} / {window:.1%} |", flush=True)
+                for k in range(2, args.days + 1):
+                    daily(machine, frame, t, k, day_s=day_s, name_dir=Path(tmp) / f"{machine}-defaults",
+                          test_hours=args.test_hours)
     return 0
 
 

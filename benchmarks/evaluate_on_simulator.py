@@ -32,17 +32,19 @@ def sh(*args: str | Path) -> None:
 
 
 def make_data(out: Path, *, machine_type: str, machines: int, train_days: float, test_days: float,
-              fault_rate: float, seed: int, reuse: bool = False) -> tuple[Path, Path]:
+              fault_rate: float, seed: int, reuse: bool = False, ambient: bool = False) -> tuple[Path, Path]:
     """Steps 1 and 2: normal training data and the later, labelled test data (``train.parquet``, ``test.parquet``
-    under ``out``); also used by ``benchmarks/real_data.py``."""
+    under ``out``); also used by ``benchmarks/real_data.py``. ``ambient``: with an ``ambient`` column (the other
+    columns are the same readings as without it)."""
     out.mkdir(parents=True, exist_ok=True)
     mix = f"{machine_type}={machines}"
     train, full, test = out / "train.parquet", out / "full.parquet", out / "test.parquet"
     if not (reuse and train.exists() and test.exists()):
+        extra = ("--ambient-sensor",) if ambient else ()
         sh("-m", "simulators.fleet", "--mix", mix, "--duration", f"{train_days * 24:g}h", "--normal-only",
-           "--seed", seed, "--out", train)
+           "--seed", seed, "--out", train, *extra)
         sh("-m", "simulators.fleet", "--mix", mix, "--duration", f"{(train_days + test_days) * 24:g}h",
-           "--fault-rate", fault_rate, "--seed", seed, "--out", full)
+           "--fault-rate", fault_rate, "--seed", seed, "--out", full, *extra)
         data = pd.read_parquet(full)
         start = data["timestamp"].min() + train_days * DAY
         data[data["timestamp"] >= start].reset_index(drop=True).to_parquet(test)

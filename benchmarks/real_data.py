@@ -264,18 +264,22 @@ def print_smd(res: Figures) -> None:
 
 
 # ----------------------------------------------------------------- simulator
-def run_sim(factory: Factory, quick: bool, out_dir: Path) -> Figures:
+def run_sim(factory: Factory, quick: bool, out_dir: Path, ambient: bool = False) -> Figures:
     size = {"machines": 2, "train_days": 0.5, "test_days": 0.5} if quick else \
         {"machines": 6, "train_days": 2.0, "test_days": 2.0}
-    folder = out_dir / "pump-{machines}-{train_days:g}d-{test_days:g}d".format(**size)
-    train_path, test_path = make_data(folder, machine_type="pump", fault_rate=2.0, seed=5, reuse=True, **size)
+    name = "pump-{machines}-{train_days:g}d-{test_days:g}d".format(**size) + ("-ambient" if ambient else "")
+    folder = out_dir / name
+    train_path, test_path = make_data(folder, machine_type="pump", fault_rate=2.0, seed=5, reuse=True,
+                                      ambient=ambient, **size)
+    features, extra = ([*SIM_FEATURES, "ambient"], {"references": {"temperature": "ambient"}}) if ambient else \
+        (SIM_FEATURES, {})
     train, test = pd.read_parquet(train_path), pd.read_parquet(test_path)
     ts = to_epoch_seconds(test[find_timestamp_column(test, None)], "timestamp")
-    result: Figures = {"data": size, "detectors": {}}
+    result: Figures = {"data": {**size, "ambient": ambient}, "detectors": {}}
     grace = None
     for name in NAMES:
         timing: Figures = {}
-        det = fitted(factory.make(name, SIM_FEATURES), train, timing, "train")
+        det = fitted(factory.make(name, features, **extra), train, timing, "train")
         if grace is None:  # as `pdm evaluate`: two of the main model's (the GRU's) windows, for every detector
             grace = 2.0 * det.window_length * det.period_s_
         started = time.monotonic()
@@ -291,8 +295,9 @@ def run_sim(factory: Factory, quick: bool, out_dir: Path) -> Figures:
 def print_sim(res: Figures) -> None:
     det = res["detectors"]
     d = res["data"]
+    with_ambient = ", temperature scored over the ambient sensor" if d.get("ambient") else ""
     print(f"\n### Simulator: {d['machines']} pumps, {d['train_days']:g} days to train, {d['test_days']:g} days judged "
-          f"(fault rate 2 per machine-day; grace {res['grace_s']:g} s)\n")
+          f"(fault rate 2 per machine-day; grace {res['grace_s']:g} s{with_ambient})\n")
     print("| figure | " + " | ".join(NAMES) + " |")
     print("|---|" + "---:|" * len(NAMES))
 
@@ -329,6 +334,8 @@ def main() -> int:
     p.add_argument("--common-param", action="append", default=[], metavar="NAME=VALUE",
                    help="override for all three detectors (repeat), e.g. target_false_alarm_rate=0.01")
     p.add_argument("--sim-out", type=Path, default=Path("build/real-data-sim"), help="simulated data (reused)")
+    p.add_argument("--sim-ambient", action="store_true",
+                   help="sim: the same readings plus an ambient sensor; every detector scores temperature - ambient")
     p.add_argument("--json", type=Path, metavar="OUT.json", help="write every figure as JSON")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -344,7 +351,7 @@ def main() -> int:
     runners: dict[str, tuple[Callable[[], Figures], Callable[[Figures], None]]] = {
         "tep": (lambda: run_tep(factory, args.quick), print_tep),
         "smd": (lambda: run_smd(factory, args.quick, args.smd_epochs), print_smd),
-        "sim": (lambda: run_sim(factory, args.quick, args.sim_out), print_sim),
+        "sim": (lambda: run_sim(factory, args.quick, args.sim_out, args.sim_ambient), print_sim),
     }
     for name in chosen:
         reason = ds.missing_reason(name) if name != "sim" else None

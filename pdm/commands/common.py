@@ -63,6 +63,19 @@ def epoch_seconds(frame: pd.DataFrame, timestamp_column: str | None) -> np.ndarr
     return to_epoch_seconds(frame.index if col is None else frame[col], col or "index")
 
 
+def parse_references(specs: list[str] | None) -> dict[str, str] | None:
+    """``--reference SENSOR=REFERENCE`` flags -> the detector's ``references`` (`pdm.detectors.references`)."""
+    if not specs:
+        return None
+    out: dict[str, str] = {}
+    for spec in specs:
+        target, sep, ref = (part.strip() for part in spec.partition("="))
+        if not sep or not target or not ref:
+            raise DataError(f"found --reference {spec!r}, expected SENSOR=REFERENCE, e.g. temperature=ambient")
+        out[target] = ref
+    return out
+
+
 def parse_features(text: str | None) -> list[str] | None:
     if text is None:
         return None

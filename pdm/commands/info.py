@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
             "version_dir": str(det.version_dir_),
             "detector": det.kind,
             "features": [f.model_dump() for f in det.feature_infos],
+            "references": dict(det.references or {}),
             "window": det.window_length,
             "period_s": det.period_s_,
             "threshold": det.threshold_.model_dump(),
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"model      {det.version_dir_}  (checksums OK)")
     print(f"detector   {det.kind}, window {det.window_length} readings, period {det.period_s_:g} s")
     print("features   " + ", ".join(f"{f.name} [{f.unit or '?'}]" for f in det.feature_infos))
+    for target, ref in (det.references or {}).items():
+        print(f"reference  {target} scored as {target} - {ref} ({ref} is an input only, never scored)")
     target = (f"target {t.target_rate * 86_400 / det.period_s_:.3g} false alarms per machine-day, "
               f"{t.params.get('clusters', '?')} clusters" if t.method == "declustered" else
               f"target {t.target_rate:g} per window")

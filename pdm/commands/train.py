@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from pdm.commands.common import DefaultsFormatter, load_data, parse_features
+from pdm.commands.common import DefaultsFormatter, load_data, parse_features, parse_references
 from pdm.commands.hyper import add_hyper_arguments, hyper_values
 
 
@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    "give files with a machine column")
     p.add_argument("--out", type=Path, required=True, metavar="MODELS_DIR/NAME", help="model name directory")
     p.add_argument("--features", help="comma-separated sensor columns (default: every numeric column)")
+    p.add_argument("--reference", action="append", metavar="SENSOR=REFERENCE",
+                   help="score SENSOR as its difference to REFERENCE, a sensor column that is an input only, e.g. "
+                   "temperature=ambient: the machine's own heating, not the weather's (repeatable; "
+                   "docs/detector.md, reference sensors)")
     p.add_argument("--timestamp-column", help="timestamp column (default: detected)")
     p.add_argument("--machine-column", default="machine_id", help="machine id column, if the data has one")
     p.add_argument("--detector", choices=["gru", "pca"], default="gru",
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     columns = {"features": parse_features(args.features), "timestamp_column": args.timestamp_column,
-               "machine_column": args.machine_column}
+               "machine_column": args.machine_column, "references": parse_references(args.reference)}
     detector: Detector = GRUAutoencoderDetector(**hyper_values(args), **columns)
     if args.detector == "pca":
         detector = PCADetector(**baseline_params(detector.get_params()), variance=args.variance)
@@ -57,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"saved     {version_dir} (now current)")
     print(f"data      {s['rows']} rows from {len(s['machines'])} machine(s), period {s['period_s']:g} s, "
           f"features {', '.join(detector.features_)}")
+    for target, ref in (detector.references or {}).items():
+        print(f"reference {target} scored as {target} - {ref} ({ref} is an input only)")
     if "epochs_run" in e:
         print(f"training  {e['train_windows']} windows (stride {e['stride']}), {e['epochs_run']} epochs, best "
               f"{e['best_epoch']}: loss {e['train_loss']:.4g}, validation {e['validation_loss'] or float('nan'):.4g}")

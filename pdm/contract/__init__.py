@@ -56,7 +56,7 @@ from pdm.contract.messages import (
     parse_truth,
 )
 from pdm.contract.signing import STATE_KEY_ENV, sign_state, state_key, verify_state
-from pdm.contract.telemetry import SENSORS, UNITS, Telemetry, encode_batch, encode_reading, parse_telemetry
+from pdm.contract.telemetry import AMBIENT, SENSORS, UNITS, Telemetry, encode_batch, encode_reading, parse_telemetry
 from pdm.contract.topics import (
     DEFAULT_PREFIX,
     NAME_PATTERN,
@@ -71,6 +71,7 @@ from pdm.contract.topics import (
 )
 
 __all__ = [
+    "AMBIENT",
     "DEFAULT_PREFIX",
     "EXCERPT_BYTES",
     "MAX_ABS_VALUE",

@@ -45,7 +45,8 @@ from pdm.contract.limits import (
 )
 
 SENSORS: tuple[str, ...] = ("temperature", "vibration", "pressure")
-UNITS = {"temperature": "degC", "vibration": "mm/s RMS", "pressure": "bar"}
+AMBIENT = "ambient"  # optional: the air temperature at the machine, a reference for its temperature
+UNITS = {"temperature": "degC", "vibration": "mm/s RMS", "pressure": "bar", AMBIENT: "degC"}
 _TOP_LEVEL = frozenset({"schema", "machine_id", "machine_type", "seq", "readings"})
 
 

@@ -76,14 +76,18 @@ def misfit(old: ModelSlot, new: ModelSlot) -> str | None:
     """Why ``new`` cannot replace ``old`` for the machines ``old`` scores, or ``None`` when it fits.
 
     It fits when it needs no sensor the old version did not (the machines are known to send those: a message
-    lacking one was rejected), its threshold is a positive finite number, and its scoring path returns a finite
-    score and contributions for a window of training medians (zeros after scaling). Another window length is
-    allowed (`pdm.detectors.stream.WindowStream.rebase` says how the windows continue).
+    lacking one was rejected), scores the same sensors relative to the same references, its threshold is a
+    positive finite number, and its scoring path returns a finite score and contributions for a window of training
+    medians (zeros after scaling). Another window length is allowed (`pdm.detectors.stream.WindowStream.rebase`
+    says how the windows continue).
     """
     extra = [f for f in new.features if f not in old.features]
     if extra:
         return (f"features: found {list(new.features)}, expected a subset of {list(old.features)} (the machines "
                 f"of model {old.name} are not known to send {extra})")
+    if dict(new.detector.references or {}) != dict(old.detector.references or {}):
+        return (f"references: found {new.detector.references or {}}, expected {old.detector.references or {}} (the "
+                "windows held are in the old version's terms)")
     if not math.isfinite(new.threshold) or new.threshold <= 0:
         return f"threshold: found {new.threshold}, expected a positive finite number"
     probe = np.zeros((1, new.window, len(new.features)), dtype=np.float32)

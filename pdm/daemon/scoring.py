@@ -185,8 +185,8 @@ class Scorer(Upkeep):
         if m is None or m.slot is not slot:
             m = self._new_machine(machine_id, slot, mtype, m)
         if self.settings.model_range:
-            check_model_range(msg.values, *m.stream.envelope(self.settings.model_range), slot.features,
-                              self.settings.model_range)
+            check_model_range(m.stream.references.apply(msg.values), *m.stream.envelope(self.settings.model_range),
+                              slot.features, self.settings.model_range)
         applied = m.apply(msg, item.arrived, redelivered=item.dup)
         self.metrics.readings.inc(applied.readings)
         for counter, n in ((self.metrics.duplicates, applied.duplicates), (self.metrics.late, applied.late),

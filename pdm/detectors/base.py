@@ -51,6 +51,7 @@ from pdm.detectors.frames import (
     sliding_windows,
 )
 from pdm.detectors.persist import load_detector, save_detector
+from pdm.detectors.references import References, check_references
 from pdm.detectors.scaling import Scaler, ScalingMode
 from pdm.detectors.spikes import SpikeFilter
 from pdm.detectors.stream import WindowStream
@@ -93,6 +94,7 @@ class Detector(ABC):
         timestamp_column: str | None = None,
         machine_column: str | None = "machine_id",
         units: Mapping[str, str] | None = None,
+        references: Mapping[str, str] | None = None,
         scaling: ScalingMode = "per_machine",
         max_gap_factor: float = 5.0,
         calibration_fraction: float = 0.2,
@@ -111,6 +113,7 @@ class Detector(ABC):
         self.timestamp_column = timestamp_column
         self.machine_column = machine_column
         self.units = units
+        self.references = references
         self.scaling = scaling
         self.max_gap_factor = max_gap_factor
         self.calibration_fraction = calibration_fraction
@@ -172,11 +175,13 @@ class Detector(ABC):
         for key in ("features",):
             if params[key] is not None:
                 params[key] = list(params[key])
-        if params.get("units") is not None:
-            params["units"] = dict(params["units"])
+        for key in ("units", "references"):
+            if params.get(key) is not None:
+                params[key] = dict(params[key])
         return params
 
     def _check_params(self) -> None:
+        check_references(self.references)
         if self.scaling not in ("global", "per_machine"):
             raise DataError(f"found scaling={self.scaling!r}, expected 'global' or 'per_machine'")
         if not 0 < self.calibration_fraction < 1:
@@ -253,7 +258,8 @@ class Detector(ABC):
         thresholds = np.full(n_rows, self.threshold_.value)
         groups = self._groups(frame, machine_id)
         for mid, positions, df in groups:
-            p = prepare_frame(df, self.features_, timestamp_column=self.timestamp_column, machine_id=mid)
+            p = self.reference_columns.prepared(
+                prepare_frame(df, self.features_, timestamp_column=self.timestamp_column, machine_id=mid))
             s, a, c = self._score_prepared(p)
             scores[positions] = s[p.inverse]
             alarms[positions] = a[p.inverse]
@@ -320,7 +326,8 @@ class Detector(ABC):
     def add_machine(self, machine_id: str, frame: pd.DataFrame) -> None:
         """Give a new machine its own scaling from its normal history, without retraining (``per_machine``)."""
         self._check_fitted()
-        p = prepare_frame(frame, self.features_, timestamp_column=self.timestamp_column, machine_id=machine_id)
+        p = self.reference_columns.prepared(
+            prepare_frame(frame, self.features_, timestamp_column=self.timestamp_column, machine_id=machine_id))
         self.scaler_.add_machine(machine_id, p.values)
 
     # ----------------------------------------------------------------- what a streaming service reads
@@ -333,9 +340,17 @@ class Detector(ABC):
 
     @property
     def feature_names(self) -> tuple[str, ...]:
-        """The sensors the model scores, in the order of its windows' columns."""
+        """The sensors the model reads, in the order of its windows' columns (reference sensors included: they
+        are inputs that are never scored, `reference_columns`)."""
         self._check_fitted()
         return tuple(self.features_)
+
+    @property
+    def reference_columns(self) -> References:
+        """The sensors scored relative to another (`pdm.detectors.references`): what raw readings become before
+        scaling, in `detect`, in training and in `stream`."""
+        self._check_fitted()
+        return References.resolve(self.references, self.features_)
 
     @property
     def threshold(self) -> float:

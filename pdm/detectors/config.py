@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pdm.saving import open_version
 
-KNOWN_UNITS = {"temperature": "degC", "vibration": "mm/s", "pressure": "bar"}
+KNOWN_UNITS = {"temperature": "degC", "vibration": "mm/s", "pressure": "bar", "ambient": "degC"}
 
 
 class FeatureInfo(BaseModel):

@@ -95,10 +95,13 @@ class CalibrationSummary(BaseModel):
 
     @classmethod
     def fit(cls, scores: Mapping[str, Sequence[np.ndarray]], training_values: Sequence[np.ndarray],
-            bins: int = BINS, machines: Sequence[str] | None = None, period_s: float = 1.0) -> CalibrationSummary:
+            bins: int = BINS, *, machines: Sequence[str] | None = None, period_s: float = 1.0,
+            unchecked: Sequence[int] = ()) -> CalibrationSummary:
         """``scores``: each machine's calibration window scores (one array per segment); ``training_values``: the
         training rows (n, sensors) of each frame, in time order; ``machines``: each frame's machine (rest levels
-        are learned per machine; none without); ``period_s``: the sampling period (the rest rule's spans)."""
+        are learned per machine; none without); ``period_s``: the sampling period (the rest rule's spans);
+        ``unchecked``: sensor columns that get no rest level and tell nothing about rest (reference sensors: an
+        ambient temperature's level is the weather's, not the sensor's)."""
         per_machine = {m: np.concatenate([np.asarray(s, dtype=np.float64) for s in segs]) if segs else np.empty(0)
                        for m, segs in scores.items()}
         pooled = np.concatenate([*per_machine.values(), np.empty(0)])
@@ -119,7 +122,9 @@ class CalibrationSummary(BaseModel):
             longest = np.maximum(longest, longest_repeats(values))
         frames: dict[str, list[np.ndarray]] = {}
         for owner, values in zip(machines, training_values, strict=True) if machines is not None else []:
-            frames.setdefault(owner, []).append(values)
+            kept = np.array(values, dtype=np.float64, copy=True) if unchecked else values
+            kept[:, list(unchecked)] = np.nan
+            frames.setdefault(owner, []).append(kept)
         return cls(edges=edges.tolist(), fleet=shares(pooled), machines=machine_shares,
                    quantiles={str(q): float(v) for q, v in zip(QUANTILES, np.quantile(pooled, QUANTILES), strict=True)},
                    longest_repeat=longest.tolist(),

@@ -26,6 +26,7 @@ from pdm.detectors.frames import (
     segment_bounds,
     split_by_machine,
 )
+from pdm.detectors.references import References
 from pdm.detectors.scaling import Scaler
 from pdm.detectors.spikes import step_limits
 from pdm.errors import DataError
@@ -65,8 +66,9 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
     if not features:
         raise DataError(f"no numeric sensor columns found in {list(map(str, first.columns))}: expected at least"
                         " one (name them with features=...)")
-    prepared = [prepare_frame(df, features, timestamp_column=det.timestamp_column, machine_id=m)
-                for m, df in pairs]
+    refs = References.resolve(det.references, features)
+    read = [prepare_frame(df, features, timestamp_column=det.timestamp_column, machine_id=m) for m, df in pairs]
+    prepared = [refs.prepared(p) for p in read]  # what the model judges; rest levels and repeats are the sensors'
     period = median_period(p.ts for p in prepared)
     max_gap = det.max_gap_factor * period
     window = det.window_length
@@ -89,7 +91,8 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
     figures = det._fit_core(fit_segments, progress)
     cal = calibrate(det, prepared, parts, scaler, max_gap, period_s=period)
     threshold, machine_thresholds, warnings = cal.threshold, cal.machine_thresholds, list(cal.warnings)
-    constant = [features[i] for i in scaler.constant_columns()]
+    inputs_only = refs.inputs_only(features)
+    constant = [features[i] for i in scaler.constant_columns() if features[i] not in inputs_only]
     if constant:
         warnings.append(f"constant in training (any change will stand out): {constant}")
     warnings += det._fit_warnings(features)
@@ -106,8 +109,9 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
     det.threshold_ = threshold
     det.machine_thresholds_ = machine_thresholds
     det.alarm_rule_ = AlarmRule(k=det.alarm_k, n=det.alarm_n, m=det.alarm_m, clear_ratio=det.alarm_clear)
-    det.calibration_summary_ = CalibrationSummary.fit(cal.scores_by_machine, [p.values for p in prepared],
-                                                      machines=[p.machine_id for p in prepared], period_s=period)
+    det.calibration_summary_ = CalibrationSummary.fit(cal.scores_by_machine, [p.values for p in read],
+                                                      machines=[p.machine_id for p in read], period_s=period,
+                                                      unchecked=[features.index(f) for f in inputs_only])
     det.training_summary_ = {
         "frames": len(prepared),
         "machines": sorted(by_machine),

@@ -123,6 +123,7 @@ class GRUAutoencoderDetector(Detector):
         timestamp_column: str | None = None,
         machine_column: str | None = "machine_id",
         units: Mapping[str, str] | None = None,
+        references: Mapping[str, str] | None = None,
         scaling: ScalingMode = "per_machine",
         max_gap_factor: float = 5.0,
         calibration_fraction: float = 0.2,
@@ -139,6 +140,7 @@ class GRUAutoencoderDetector(Detector):
     ) -> None:
         super().__init__(
             features=features, timestamp_column=timestamp_column, machine_column=machine_column, units=units,
+            references=references,
             scaling=scaling, max_gap_factor=max_gap_factor, calibration_fraction=calibration_fraction,
             threshold_method=threshold_method, target_false_alarm_rate=target_false_alarm_rate,
             target_alarms_per_day=target_alarms_per_day,
@@ -238,7 +240,8 @@ class GRUAutoencoderDetector(Detector):
             return [f"short history (fewer than {MIN_LEVEL_ROWS} fitting rows): the sensors' operating range and "
                     f"relations cannot be learned from it, so leaving them is not scored, only the dynamics are; "
                     f"{RETRAIN_HINT}"]
-        ignored = [f for f, i in zip(features, self.terms_.ignored or [], strict=False) if i]
+        inputs_only = set((self.references or {}).values())
+        ignored = [f for f, i in zip(features, self.terms_.ignored or [], strict=False) if i and f not in inputs_only]
         found = [f"not scored, constant in training (its normal behaviour is unknown): {ignored}" if ignored else None,
                  coverage_warning(features, self.terms_.outside or [0.0] * len(features)) if self.envelope else None,
                  coverage_warning(features, self.relations_.outside or [0.0] * len(features), "relations")

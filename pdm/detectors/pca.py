@@ -175,6 +175,7 @@ class PCADetector(Detector):
         timestamp_column: str | None = None,
         machine_column: str | None = "machine_id",
         units: Mapping[str, str] | None = None,
+        references: Mapping[str, str] | None = None,
         scaling: ScalingMode = "per_machine",
         max_gap_factor: float = 5.0,
         calibration_fraction: float = 0.2,
@@ -191,6 +192,7 @@ class PCADetector(Detector):
     ) -> None:
         super().__init__(
             features=features, timestamp_column=timestamp_column, machine_column=machine_column, units=units,
+            references=references,
             scaling=scaling, max_gap_factor=max_gap_factor, calibration_fraction=calibration_fraction,
             threshold_method=threshold_method, target_false_alarm_rate=target_false_alarm_rate,
             target_alarms_per_day=target_alarms_per_day,

@@ -118,6 +118,7 @@ class WindowStream:
         self.machine_id = machine_id
         self.stride = int(stride)
         self.center, self.scale = machine_scaling(detector, machine_id)
+        self.references = detector.reference_columns  # raw readings -> what the model judges, before scaling
         self._max_gap = detector.max_gap_s
         n = len(detector.feature_names)
         self.ring = Ring(detector.window_length, n)
@@ -170,7 +171,7 @@ class WindowStream:
         windows, starts, ends = [], [], []
         spikes = np.zeros(n_feat, dtype=np.int64)
         if len(ts):
-            scaled = ((values - self.center) / self.scale).astype(np.float32)
+            scaled = ((self.references.apply(values) - self.center) / self.scale).astype(np.float32)
             steps = np.diff(ts, prepend=ts[0] if self.last_ts is None else self.last_ts)
             cuts = np.flatnonzero(steps > self._max_gap).tolist()
             for s, e in itertools.pairwise([0, *cuts, len(ts)]):
@@ -249,6 +250,9 @@ class WindowStream:
         if extra:
             raise DataError(f"features: found {list(features)}, expected a subset of {list(old_features)} (the "
                             f"stream has no {extra})")
+        if dict(detector.references or {}) != dict(self.detector.references or {}):
+            raise DataError(f"references: found {dict(detector.references or {})}, expected "
+                            f"{dict(self.detector.references or {})} (the readings held are in the old terms)")
         idx = [old_features.index(f) for f in features]
         center, scale = machine_scaling(detector, self.machine_id, note=False)
         held = self.ring.last(self.ring.n)[1][:, idx].astype(np.float64)
@@ -278,13 +282,15 @@ class WindowStream:
             skipped = min(self.seg_count, window - 1) - self.ring.n
             self.seg_count = self.ring.n
         self.detector = detector
+        self.references = detector.reference_columns
         self._max_gap = detector.max_gap_s
         return skipped
 
     # ------------------------------------------------------------------ added for the daemon's input bounds (issue 14)
     def envelope(self, n_scales: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per sensor (in the order of ``Detector.feature_names``), the raw values within ``n_scales`` robust scales
+        """Per sensor (in the order of ``Detector.feature_names``), the values within ``n_scales`` robust scales
         of the machine's training median, in the scaling this stream applies now: ``center -+ n_scales x scale``.
-        A value outside is further from what the model was trained on than ``n_scales`` robust standard
-        deviations; the daemon refuses such readings (``--model-range``)."""
+        The values are what the model judges: raw readings after ``references`` (`pdm.detectors.references`). A
+        value outside is further from what the model was trained on than ``n_scales`` robust standard deviations;
+        the daemon refuses such readings (``--model-range``)."""
         return self.center - n_scales * self.scale, self.center + n_scales * self.scale

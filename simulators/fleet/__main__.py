@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_argument("--duration", help="simulated span, e.g. 6h, 7d (default: 1d offline, until stopped live)")
     fleet.add_argument("--interval", default="1s", help="sampling interval (default 1s)")
     fleet.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    fleet.add_argument("--ambient-sensor", action="store_true",
+                       help="also report each machine's ambient air temperature as 'ambient' (degC), a reference "
+                            "for its temperature (python -m pdm train --reference temperature=ambient)")
     fleet.add_argument("--noise-seed", type=int, default=None,
                        help="seed of the machines' operation, noise and faults (default: --seed); the same --seed "
                        "with another --noise-seed simulates the same machines on other days")
@@ -153,7 +156,7 @@ def run(argv: list[str]) -> int:
     config = SimConfig(types=types, seed=args.seed, noise_seed=args.noise_seed, interval_s=interval,
                        duration_s=duration, start_ts=start,
                        fault_rate_per_day=args.fault_rate, normal_only=args.normal_only,
-                       forced=[parse_fault(f) for f in args.fault])
+                       forced=[parse_fault(f) for f in args.fault], ambient_sensor=args.ambient_sensor)
     from simulators.fleet.engine import Simulator
 
     sim = Simulator(config)

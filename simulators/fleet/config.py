@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from pdm.contract import timespec
+from pdm.contract import AMBIENT, timespec
 from simulators.fleet.faults import FAULT_TYPES, SENSORS, ForcedFault
 from simulators.fleet.machines import TYPES
 
@@ -114,6 +114,12 @@ class SimConfig:
     fault_rate_per_day: float = 0.2  # random faults per machine per day
     normal_only: bool = False
     forced: list[ForcedFault] = field(default_factory=list)
+    ambient_sensor: bool = False  # also report each machine's ambient temperature (`pdm.contract.AMBIENT`)
+
+    @property
+    def sensors(self) -> tuple[str, ...]:
+        """The sensor values every reading carries."""
+        return (*SENSORS, AMBIENT) if self.ambient_sensor else SENSORS
 
     def __post_init__(self) -> None:
         if not self.interval_s > 0:

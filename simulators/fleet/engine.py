@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pdm.contract import SENSORS
+from pdm.contract import AMBIENT
 from simulators.fleet.config import SimConfig
 from simulators.fleet.faults import Fault, Scheduler, apply_sensor_faults, machine_effects
 from simulators.fleet.machines import Effects, Fleet
@@ -22,7 +22,8 @@ from simulators.fleet.machines import Effects, Fleet
 logger = logging.getLogger(__name__)
 
 READINGS_PER_BLOCK = 1_000_000
-DECIMALS = {"temperature": 1, "vibration": 2, "pressure": 2}  # quantisation: 0.1 degC, 0.01 mm/s, 0.01 bar
+DECIMALS = {"temperature": 1, "vibration": 2, "pressure": 2, AMBIENT: 1}  # quantisation: 0.1 degC, 0.01 mm/s, 0.01 bar
+AMBIENT_NOISE_C = 0.1  # the ambient sensor's noise (its own, standard deviation)
 PARAMS, DYNAMICS, SCHEDULE, EFFECTS, FORCED = range(5)
 
 
@@ -74,6 +75,11 @@ class Simulator:
         """Every fault scheduled so far (faults are created as the blocks that contain their start are made)."""
         return self.scheduler.faults
 
+    @property
+    def sensors(self) -> tuple[str, ...]:
+        """The sensor values each reading carries (`SimConfig.sensors`)."""
+        return self.config.sensors
+
     def ts(self, step: int | np.ndarray) -> np.ndarray:
         return np.asarray(self.config.start_ts + np.asarray(step, dtype=np.float64) * self.interval)
 
@@ -102,9 +108,11 @@ class Simulator:
             apply_sensor_faults(faults, b0, values, eff_rng)
             for f in faults:
                 labels[max(f.start, b0) - b0 : min(f.end, b0 + n) - b0, f.machine] = f.index
-        for name in SENSORS:
+        if self.config.ambient_sensor:  # drawn last: the other values stay those of a run without it
+            values[AMBIENT] = ambient + dyn.normal(0.0, AMBIENT_NOISE_C, ambient.shape)
+        for name in self.config.sensors:
             arr = values[name]
-            if name != "temperature":
+            if name not in ("temperature", AMBIENT):  # temperatures may be below 0 degC
                 np.maximum(arr, 0.0, out=arr)
             values[name] = np.round(arr, DECIMALS[name])
         return Block(b0, ts, values, labels)

@@ -26,7 +26,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from pdm.contract import SENSORS, Status, Topics, TruthEvent, encode_batch, encode_reading
+from pdm.contract import Status, Topics, TruthEvent, encode_batch, encode_reading
 from pdm.contract.topics import parse_broker_url
 from simulators.fleet.config import ConfigError
 from simulators.fleet.engine import Block, Simulator
@@ -159,15 +159,16 @@ class Publisher:
     def _telemetry(self, block: Block) -> None:
         ts = block.ts.tolist()
         qos = self.opts.qos
-        cols = {s: block.values[s].T.tolist() for s in SENSORS}  # per machine lists
+        sensors = self.sim.sensors
+        cols = {s: block.values[s].T.tolist() for s in sensors}  # per machine lists
         for c, mid in enumerate(self.sim.machine_ids):
             topic = self._telemetry_topics[c]
             if self.opts.single:
                 for i, t in enumerate(ts):
-                    self._publish(topic, encode_reading(mid, t, {s: cols[s][c][i] for s in SENSORS}), qos)
+                    self._publish(topic, encode_reading(mid, t, {s: cols[s][c][i] for s in sensors}), qos)
                     self.counts.telemetry += 1
             else:
-                payload = encode_batch(mid, self._seq[c], ts, {s: cols[s][c] for s in SENSORS}, self.sim.types[c])
+                payload = encode_batch(mid, self._seq[c], ts, {s: cols[s][c] for s in sensors}, self.sim.types[c])
                 self._seq[c] += 1
                 self._publish(topic, payload, qos)
                 self.counts.telemetry += 1

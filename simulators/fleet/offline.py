@@ -30,8 +30,15 @@ from simulators.fleet.engine import Block, Simulator
 logger = logging.getLogger(__name__)
 
 LABELS = ("fault_id", "fault_type", "fault_kind")
-SCHEMA = pa.schema([("timestamp", pa.float64()), ("machine_id", pa.string()), ("machine_type", pa.string()),
-                    *((s, pa.float64()) for s in SENSORS), *((c, pa.string()) for c in LABELS)])
+
+
+def readings_schema(sensors: tuple[str, ...] = SENSORS) -> pa.Schema:
+    """The readings file's columns: time, machine, one per sensor (`Simulator.sensors`), the fault labels."""
+    return pa.schema([("timestamp", pa.float64()), ("machine_id", pa.string()), ("machine_type", pa.string()),
+                      *((s, pa.float64()) for s in sensors), *((c, pa.string()) for c in LABELS)])
+
+
+SCHEMA = readings_schema()
 FAULT_SCHEMA = pa.schema([("fault_id", pa.string()), ("machine_id", pa.string()), ("machine_type", pa.string()),
                           ("type", pa.string()), ("kind", pa.string()), ("sensor", pa.string()),
                           ("start", pa.float64()), ("end", pa.float64()), ("severity", pa.float64()),
@@ -69,12 +76,12 @@ def block_table(sim: Simulator, block: Block) -> pa.Table:
         pa.array(np.repeat(block.ts, m)),
         _strings(machine, sim.machine_ids),
         _strings(machine, sim.types),
-        *(pa.array(block.values[s].ravel(), from_pandas=True) for s in SENSORS),  # NaN -> null
+        *(pa.array(block.values[s].ravel(), from_pandas=True) for s in sim.sensors),  # NaN -> null
         _strings(labels, [f.fault_id for f in faults]),
         _strings(labels, [f.type for f in faults]),
         _strings(labels, [f.kind for f in faults]),
     ]
-    return pa.Table.from_arrays(columns, schema=SCHEMA)
+    return pa.Table.from_arrays(columns, schema=readings_schema(sim.sensors))
 
 
 def fault_table(sim: Simulator) -> pa.Table:
@@ -122,7 +129,7 @@ def write(sim: Simulator, path: Path) -> Summary:
         raise ConfigError(f"--out: cannot create the directory of {str(path)!r} ({exc.strerror})") from None
     started = time.monotonic()
     rows = 0
-    writer = _Writer(path, SCHEMA)
+    writer = _Writer(path, readings_schema(sim.sensors))
     ok = False
     try:
         for block in sim.blocks():

@@ -162,3 +162,21 @@ def test_train_pca_and_evaluate_it(workspace: Path) -> None:
     assert result.returncode == 0, result.stderr
     reported = json.loads(figures.read_text())
     assert reported["PCA T²+Q"]["faults"] >= 1 and "z-score baseline" in reported
+
+
+def test_train_with_a_reference_sensor_and_info_names_it(tmp_path: Path) -> None:
+    data = synthetic.fleet(1, 2000, seed=3)["pump-000"][0].drop(columns="label")
+    data["ambient"] = 18.0 + 0.001 * (data["timestamp"] - data["timestamp"].iloc[0])
+    data["temperature"] += data["ambient"]
+    data.to_csv(tmp_path / "pump-000.csv", index=False)
+    result = pdm("train", "--detector", "pca", "--data", tmp_path / "pump-000.csv", "--out", tmp_path / "m",
+                 "--reference", "temperature=ambient")
+    assert result.returncode == 0, result.stderr
+    assert "reference temperature scored as temperature - ambient" in result.stdout
+    info = pdm("info", tmp_path / "m")
+    assert "reference  temperature scored as temperature - ambient" in info.stdout
+    assert "ambient [degC]" in info.stdout
+    one_line_error(pdm("train", "--detector", "pca", "--data", tmp_path / "pump-000.csv", "--out", tmp_path / "x",
+                       "--reference", "temperature"), "expected SENSOR=REFERENCE")
+    one_line_error(pdm("train", "--detector", "pca", "--data", tmp_path / "pump-000.csv", "--out", tmp_path / "x",
+                       "--reference", "temperature=outdoor"), "found ['outdoor'], expected sensors of the model")

@@ -38,7 +38,8 @@ def test_train_defaults_to_the_detectors_signature_and_retrain_to_not_given() ->
 def test_the_baseline_takes_the_common_parameters_of_the_gru() -> None:
     gru = GRUAutoencoderDetector(window=16, features=["a", "b"], timestamp_column="t", alarm_k=3, alarm_n=5, seed=4)
     params = baseline_params(gru.get_params())
-    assert set(params) == {"features", "timestamp_column", "machine_column", "units", "scaling", "max_gap_factor",
+    assert set(params) == {"features", "timestamp_column", "machine_column", "units", "references", "scaling",
+                           "max_gap_factor",
                            "calibration_fraction", "threshold_method", "target_false_alarm_rate",
                            "target_alarms_per_day", "alarm_k", "alarm_n", "alarm_m", "alarm_clear",
                            "machine_thresholds", "despike", "seed"}

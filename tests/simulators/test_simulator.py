@@ -78,6 +78,27 @@ def test_readings_layout(tmp_path: Path) -> None:
         assert np.allclose(v / step, np.round(v / step), atol=1e-6)
 
 
+def test_the_ambient_sensor_adds_a_column_and_changes_nothing_else(tmp_path: Path) -> None:
+    base = dict(types=fleet_types(3), seed=2, duration_s=6 * 3600, interval_s=10.0, fault_rate_per_day=4.0)
+    plain, plain_faults = offline.frames(Simulator(SimConfig(**base)))  # type: ignore[arg-type]
+    sim = Simulator(SimConfig(**base, ambient_sensor=True))  # type: ignore[arg-type]
+    with_ambient, faults = offline.frames(sim)
+    assert sim.sensors == ("temperature", "vibration", "pressure", "ambient")
+    assert list(with_ambient.columns) == [*plain.columns[:6], "ambient", *plain.columns[6:]]
+    pd.testing.assert_frame_equal(with_ambient.drop(columns="ambient"), plain)
+    pd.testing.assert_frame_equal(faults, plain_faults)
+    # the air around the machine: below its temperature, slow (no step over 1 degC in 10 s), 0.1 degC steps
+    for mid, one in with_ambient.groupby("machine_id"):
+        air = one["ambient"].to_numpy()
+        assert air.min() > 0 and air.max() < 40, mid
+        assert np.abs(np.diff(air)).max() < 1.0, mid
+        assert (air < one["temperature"].to_numpy() + 1.0).mean() > 0.99, mid
+    assert np.allclose(with_ambient["ambient"] * 10, np.round(with_ambient["ambient"] * 10), atol=1e-6)
+    out = tmp_path / "a.csv"
+    assert run("--machines", "2", "--duration", "1h", "--ambient-sensor", "--out", str(out)).returncode == 0
+    assert "ambient" in offline.read(out)[0].columns
+
+
 def test_normal_only_mode_has_no_faults(tmp_path: Path) -> None:
     out = tmp_path / "train.parquet"
     result = run("--machines", "6", "--duration", "12h", "--interval", "5s", "--normal-only", "--fault-rate", "50",

@@ -206,13 +206,14 @@ class Sender:
         self.pending.append(self.client.publish(topic, payload, qos=1, retain=retain))
 
     def batch(self, machine_id: str, ts: np.ndarray, values: np.ndarray, machine_type: str = "pump",
-              size: int = 60) -> None:
-        """One batch message per ``size`` readings, ``seq`` +1 per message."""
+              size: int = 60, *, sensors: list[str] = SENSORS) -> None:
+        """One batch message per ``size`` readings, ``seq`` +1 per message; ``values`` has one column per sensor of
+        ``sensors``."""
         topic = contract.Topics().telemetry(machine_id)
         for i in range(0, len(ts), size):
             seq = self.seq.get(machine_id, 0)
             self.seq[machine_id] = seq + 1
-            cols = {s: values[i : i + size, j].tolist() for j, s in enumerate(SENSORS)}
+            cols = {s: values[i : i + size, j].tolist() for j, s in enumerate(sensors)}
             self.raw(topic, contract.encode_batch(machine_id, seq, ts[i : i + size].tolist(), cols, machine_type))
 
     def flush(self, timeout: float = 20.0) -> None:
