@@ -343,7 +343,7 @@ class GRUAutoencoderDetector(Detector):
         if self.envelope and self.envelope_weight > 0:
             envelope = self.envelope_weight * terms.envelope_excess(windows)
         if use_rel and rel is not None:
-            relations = self.relations_weight * rel.contributions(windows)
+            relations = self.relations_weight * rel.contributions(windows, constant=terms.scored == 0)
         return np.asarray(terms.dynamics(errors) + terms.level_terms(envelope, relations))
 
     # ----------------------------------------------------------------- persistence

@@ -204,16 +204,17 @@ class SensorRelations(BaseModel):
         """(B, window, F) scaled windows -> (B, F) squared excess of each sensor's residual beyond its range."""
         return self._excess(self.residuals(windows))
 
-    def contributions(self, windows: np.ndarray) -> np.ndarray:
+    def contributions(self, windows: np.ndarray, constant: np.ndarray | None = None) -> np.ndarray:
         """(B, window, F) -> (B, F): each window's total excess, shared out by reconstruction-based contribution
-        (module docstring). Rows sum to the total excess (0 for a window with a frozen sensor, `frozen`); when no
+        (module docstring). Rows sum to the total excess (0 for a window with a frozen sensor, `frozen`, other than
+        the ``constant`` ones: sensors constant in training, or reference inputs, which never change); when no
         single replacement reduces it, the shares are those of `excess`."""
         means = np.asarray(np.mean(windows, axis=1, dtype=np.float64))
         r = self._residuals(means)
         excess = self._excess(r)
         total = excess.sum(axis=1)
         out = np.zeros_like(excess)
-        hit = (total > 0) & ~frozen(windows)
+        hit = (total > 0) & ~frozen(windows, constant)
         if not hit.any():
             return out
         means, r, excess, total = means[hit], r[hit], excess[hit], total[hit]
@@ -238,13 +239,18 @@ def _least_squares(means: np.ndarray, quadratic: bool) -> np.ndarray:
     return coef
 
 
-def frozen(windows: np.ndarray) -> np.ndarray:
-    """(B, window, F) -> (B,): whether some sensor holds exactly one value over the whole window.
+def frozen(windows: np.ndarray, constant: np.ndarray | None = None) -> np.ndarray:
+    """(B, window, F) -> (B,): whether some sensor holds exactly one value over the whole window; sensors marked
+    ``constant`` (F,) are not looked at (they hold one value by nature, not by fault).
 
-    >>> frozen(np.array([[[1.0, 2.0], [1.0, 2.5]], [[1.0, 2.0], [1.5, 2.5]]])).tolist()
-    [True, False]
+    >>> w = np.array([[[1.0, 2.0], [1.0, 2.5]], [[1.0, 2.0], [1.5, 2.5]]])
+    >>> frozen(w).tolist(), frozen(w, np.array([True, False])).tolist()
+    ([True, False], [False, False])
     """
-    return np.asarray((np.ptp(windows, axis=1) == 0).any(axis=1))
+    still = np.ptp(windows, axis=1) == 0
+    if constant is not None:
+        still &= ~np.asarray(constant, dtype=bool)
+    return np.asarray(still.any(axis=1))
 
 
 def read_relations(version: VersionDir, n_features: int) -> SensorRelations | None:

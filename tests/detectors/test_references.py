@@ -115,3 +115,26 @@ def test_a_stream_does_not_move_to_a_model_with_other_references(train: pd.DataF
     stream.append(train["timestamp"].to_numpy()[:50], train[FEATURES].to_numpy()[:50])
     with pytest.raises(DataError, match=r"references: found \{\}, expected \{'temperature': 'ambient'\}"):
         stream.rebase(fit(RobustZScoreDetector, train))
+
+
+def test_the_gru_still_scores_sensor_relations_beside_a_reference_input() -> None:
+    """The reference enters the windows as a constant 0, and a window in which a sensor never changes used to lose
+    its relations term (a frozen sensor is a data-quality matter): with an ambient reference the relations term
+    was silently off. A pressure that leaves its relation to the vibration, inside its own range, is flagged."""
+    from pdm.detectors.gru import GRUAutoencoderDetector
+
+    def pump(n: int, seed: int, leak: float = 0.0, start: float = START) -> pd.DataFrame:
+        frame = readings(n, seed=seed, start=start)
+        rng = np.random.default_rng(seed + 100)
+        speed = np.repeat(rng.uniform(0.5, 1.5, n // 600 + 1), 600)[:n]
+        frame["vibration"] = 2.0 * speed + rng.normal(0, 0.05, n)
+        frame["pressure"] = 4.0 * speed * (1.0 - leak) + rng.normal(0, 0.05, n)
+        return frame
+
+    det = GRUAutoencoderDetector(features=FEATURES, timestamp_column="timestamp", references={"temperature": "ambient"},
+                                 window=16, hidden=8, latent=4, epochs=3, max_train_windows=3000, seed=0,
+                                 alarm_k=1, alarm_n=1, alarm_m=1).fit({"pump-1": pump(12_000, 1)})
+    assert det.terms_.level and det.relations_ is not None
+    healthy, leaking = pump(3000, 2, start=START + 20_000), pump(3000, 2, leak=0.25, start=START + 20_000)
+    assert flagged(det, healthy) < 0.05
+    assert flagged(det, leaking) > 0.5  # pressure 25 % low at the same speed: within its range, off its relation
