@@ -97,8 +97,9 @@ def outcome_lines(o: Outcome) -> list[str]:
     lines += [f"{'excluded' if i == 0 else '':10s}{line}" for i, line in enumerate(o.exclusions.lines())]
     lines += [f"warning   {w}" for w in o.exclusions.warnings]
     if r["champion"] is not None and not r["champion"].get("alarms_taken_as_faults", True):
-        lines.append("champion  trained on a short history: its alarms and machine alerts were not taken as faults, so "
-                     "the readings under them were learned (--trust-champion excludes them)")
+        why = r["champion"].get("not_believed_because") or "it was trained on a short history"
+        lines.append(f"champion  not believed, {why}: its alarms and machine alerts were not taken as faults, so the "
+                     "readings under them were learned (--trust-champion excludes them)")
     s, fit = d["split"], r["challenger"]["fit"]
     lines.append(f"split     {s['train_rows']} training readings, {s['holdout_rows']} held out, {s['fault_slices']} "
                  "fault slice(s)")

@@ -37,6 +37,7 @@ from pdm.retrain.lock import model_lock
 from pdm.retrain.progress import LogProgress, Reporter
 from pdm.retrain.report import REPORT_JSON, REPORT_PNG, plot_distributions, write_json_report
 from pdm.retrain.screen import screen
+from pdm.retrain.verdicts import weigh
 from pdm.saving import current_version, prune_versions, set_current
 
 logger = logging.getLogger(__name__)
@@ -104,26 +105,23 @@ def retrain(data: RetrainData, name_dir: Path | str, options: RetrainOptions,
         usable = champion.feature_names if isinstance(champion, GRUAutoencoderDetector) and not champion_error \
             else None
         features = list(options.overrides.get("features") or usable or data.features)
-        probation = champion is not None and champion_error is None and champion.short_history and \
-            not options.trust_champion
-        exclusions = [e for e in data.exclusions if not (probation and _champions_verdict(e))]
+        short = champion is not None and champion_error is None and champion.short_history
         do_screen = options.screen if options.screen is not None else (
-            champion is not None and not data.has_alert_history and not data.labelled and not probation)
-        if probation:
-            logger.warning("the champion was trained on a short history: its alarms flag conditions it never saw as "
-                           "much as faults, so they are not taken as faults (%d machine alert period(s) kept in "
-                           "training%s); sensor alerts, labels, maintenance and stale periods still are. "
-                           "--trust-champion excludes them", len(data.exclusions) - len(exclusions),
-                           ", screened as asked" if do_screen else "")
+            champion is not None and not data.has_alert_history and not data.labelled and
+            (options.trust_champion or not short))
+        screened: list[Exclusion] = []
         if do_screen and champion is not None and champion_error is None:
             with progress.stage("screening with champion", total=len(data.machines)) as advance:
-                exclusions += screen(champion, data, advance)
+                screened = screen(champion, data, advance)
         timings["load_and_screen"] = time.monotonic() - t0
         period = _median_period(data)
         params = challenger_params(champion, options.overrides, features)
         gap_factor = float(params.get("max_gap_factor", 5.0))
         window = int(params.get("window", 64))
         margins = Margins(options.margin_before_s, options.margin_after_s, (gap_factor + 1) * period)
+        weighed = weigh(data.frame, [*data.exclusions, *screened], margins, short_history=short,
+                        trust=options.trust_champion, keep=screened if options.screen else None)
+        exclusions, doubt = weighed.exclusions, weighed.doubt
         mask, summary = exclusion_mask(data.frame, exclusions, margins)
         holdout_mask, _ = exclusion_mask(data.frame, [e for e in exclusions if e.reason in HOLDOUT_REASONS], margins)
         for w in summary.warnings:
@@ -156,7 +154,7 @@ def retrain(data: RetrainData, name_dir: Path | str, options: RetrainOptions,
                           force=options.force, champion_error=champion_error if champion is not None else None)
         report = _report(data, options, summary, parts, champion_version=champion_version, cp_fig=cp_fig,
                          champion_error=champion_error, challenger=challenger, ch_fig=ch_fig, decision=decision,
-                         timings=timings, screened=do_screen, probation=probation)
+                         timings=timings, screened=do_screen, doubt=doubt)
         t0 = time.monotonic()
         version_dir = _save(name_dir, challenger, baseline, report, cp_fig=cp_fig, ch_fig=ch_fig,
                             champion_version=champion_version)
@@ -168,12 +166,6 @@ def retrain(data: RetrainData, name_dir: Path | str, options: RetrainOptions,
         removed = prune_versions(name_dir, options.keep) if options.keep else []
         logger.info("saved, switched and pruned in %.1f s", time.monotonic() - t0)
     return Outcome(decision.promote, version_dir, champion_version, decision, report, summary, removed)
-
-
-def _champions_verdict(e: Exclusion) -> bool:
-    """A machine alert's period or an ``alert`` state: the scoring model's verdict. A sensor alert (its id
-    ``MACHINE-SENSOR-ms``, `pdm.contract.alert_id`) comes from the data-quality rules and is not."""
-    return e.reason == "alert" and (e.detail == "states" or e.detail.removeprefix(f"{e.machine_id}-").isdigit())
 
 
 def _unusable(champion: Detector | None, data: RetrainData) -> str | None:
@@ -198,7 +190,7 @@ def _target(champion: Detector | None, challenger: Detector) -> float:
 def _report(data: RetrainData, options: RetrainOptions, summary: ExclusionSummary, parts: Split, *,
             champion_version: str | None, cp_fig: Figures | None, champion_error: str | None,
             challenger: GRUAutoencoderDetector, ch_fig: Figures, decision: Decision, timings: dict[str, float],
-            screened: bool, probation: bool) -> dict[str, Any]:
+            screened: bool, doubt: str | None) -> dict[str, Any]:
     ts = data.frame[TS]
     fit = {k: v for k, v in challenger.evaluation_.items() if k != "history"}
     return {
@@ -207,7 +199,7 @@ def _report(data: RetrainData, options: RetrainOptions, summary: ExclusionSummar
         "decision": decision.to_dict(),
         "champion": None if champion_version is None else {
             "version": champion_version, "figures": None if cp_fig is None else cp_fig.to_dict(),
-            "error": champion_error, "alarms_taken_as_faults": not probation},
+            "error": champion_error, "alarms_taken_as_faults": doubt is None, "not_believed_because": doubt},
         "challenger": {"init": options.init, "threshold": challenger.threshold,
                        "figures": ch_fig.to_dict(), "fit": fit, "training": challenger.training_summary_},
         "data": {"source": data.source, "machines": len(data.machines), "machine_ids": data.machines[:100],

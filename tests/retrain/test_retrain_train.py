@@ -211,8 +211,46 @@ def test_a_short_history_champions_alarms_are_not_taken_as_faults(champion_dir: 
     assert out.report["champion"]["alarms_taken_as_faults"] is False
     assert not out.report["data"]["screened_with_champion"]
     assert out.exclusions.by_reason["alert"]["intervals"] == 1  # the sensor alert: a data-quality verdict, kept
-    assert any(line.startswith("champion  trained on a short history") for line in outcome_lines(out))
+    assert any(line.startswith("champion  not believed, it was trained on a short history")
+               for line in outcome_lines(out))
     trusted = run(trust_champion=True, screen=False)
     assert trusted.report["champion"]["alarms_taken_as_faults"] is True
     assert trusted.exclusions.by_reason["alert"]["intervals"] == 2
     assert trusted.exclusions.rows_excluded > out.exclusions.rows_excluded
+
+
+def test_a_champion_whose_alarms_cover_most_of_the_history_is_not_believed(champion_dir: Path, tmp_path: Path) -> None:
+    """A champion with a long history that alarmed on 70 % of every machine's readings: its alert periods, with
+    their margins, would leave too little to learn from (the retrain of a model trained on its first day used to
+    fail so), so they stay in training and the report says why; 20 % is believed and left out."""
+    from pdm.contract import alert_id
+    from pdm.retrain.data import Exclusion
+    from pdm.retrain.report import outcome_lines
+
+    data = fleet(4000, 2).drop(columns=["fault"])
+
+    def alerts(share: float) -> list[Exclusion]:
+        out = []
+        for mid, rows in data.groupby("machine_id"):
+            t0, t1 = float(rows["timestamp"].min()), float(rows["timestamp"].max())
+            start = t0 + 0.1 * (t1 - t0)
+            out.append(Exclusion(str(mid), start, start + share * (t1 - t0), "alert", alert_id(str(mid), start)))
+        return out
+
+    def run(share: float, **kw: object):  # type: ignore[no-untyped-def]
+        d = from_frame(data)
+        d.exclusions.extend(alerts(share))
+        copy = Path(shutil.copytree(champion_dir, tmp_path / f"copy-{share}-{len(kw)}"))
+        return retrain(d, copy, options(margin_before_s=0, margin_after_s=0, screen=False, **kw))
+
+    doubted = run(0.7)
+    assert doubted.report["champion"]["alarms_taken_as_faults"] is False
+    assert "cover 70% of the readings" in doubted.report["champion"]["not_believed_because"], doubted.report
+    assert "alert" not in doubted.exclusions.by_reason
+    assert any(line.startswith("champion  not believed, its alarms") for line in outcome_lines(doubted))
+    believed = run(0.2)
+    assert believed.report["champion"]["alarms_taken_as_faults"] is True
+    assert believed.exclusions.by_reason["alert"]["intervals"] == data["machine_id"].nunique()
+    trusted = run(0.7, trust_champion=True)
+    assert trusted.report["champion"]["alarms_taken_as_faults"] is True
+    assert trusted.exclusions.rows_excluded > 0.6 * len(data) > doubted.exclusions.rows_excluded
