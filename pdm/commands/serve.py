@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     logger.info("settings: %s", settings)  # SecretStr prints as '**********'
     daemon = Daemon(settings)
     # --record-dir: the recorder runs beside the daemon, on its own connection, started first and stopped last
-    recorder = Recorder(for_serve(settings, settings.record_dir)) if settings.record_dir is not None else None
+    recorder = Recorder(for_serve(settings, settings.record_dir, model_sensors=daemon.models.features)) \
+        if settings.record_dir is not None else None
     with stop_on_signals(daemon.stop, logger, "draining, publishing offline, exiting"), recording(recorder):
         return daemon.run()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -139,11 +140,21 @@ class RecordSettings(ConnectionSettings):
         return value.lower()
 
 
-def for_serve(serve: ConnectionSettings, root: Path, **overrides: Any) -> RecordSettings:
+def for_serve(serve: ConnectionSettings, root: Path, *, model_sensors: Sequence[str] = (),
+              **overrides: Any) -> RecordSettings:
     """Settings for a recorder started inside ``serve`` (``--record-dir``): the daemon's connection and shard, the
     recorder's own client id and instance. The clock-skew rule is the daemon's ``max_clock_skew`` when it has one,
-    else off (0): the daemon replays and scores data of any age today."""
+    else off (0): the daemon replays and scores data of any age today. The sensors recorded are the contract's and
+    every other one the daemon's models read (``model_sensors``: a reference such as ``ambient``), so that
+    ``pdm retrain --recorder`` finds what the models need.
+
+    >>> from pdm.daemon.settings import ServeSettings
+    >>> for_serve(ServeSettings(models_dir="/m"), Path("/r"), model_sensors=["ambient", "temperature"]).sensors
+    ('temperature', 'vibration', 'pressure', 'ambient')
+    """
     shared: dict[str, Any] = {name: getattr(serve, name) for name in CONNECTION_KEYS if name != "mqtt_password"}
+    if model_sensors:
+        shared["sensors"] = tuple(dict.fromkeys([*SENSORS, *model_sensors]))
     shared["max_clock_skew"] = getattr(serve, "max_clock_skew", None) or 0.0
     if serve.mqtt_password is not None:
         shared["mqtt_password"] = serve.mqtt_password
