@@ -20,6 +20,7 @@ measures whether that works, per machine type and machine (simulated, healthy th
     PYTHONPATH=. .venv/bin/python benchmarks/commissioning.py                      # 3 types x 1 machine
     PYTHONPATH=. .venv/bin/python benchmarks/commissioning.py --machines 2 --types pump
     PYTHONPATH=. .venv/bin/python benchmarks/commissioning.py --days 4          # daily retrains, 4 days
+    PYTHONPATH=. .venv/bin/python benchmarks/commissioning.py --ambient         # temperature over an ambient sensor
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ def main() -> int:
     p.add_argument("--test-hours", type=float, default=6.0, help="hours scored after the retrain")
     p.add_argument("--seed", type=int, default=7, help="the simulated machines' seed")
     p.add_argument("--days", type=int, default=1, help="days of daily retraining (each on all history so far)")
+    p.add_argument("--ambient", action="store_true",
+                   help="machines with an ambient sensor; the champion (and so every retrain) scores temperature over "
+                   "it (references={'temperature': 'ambient'})")
     args = p.parse_args()
     logging.basicConfig(level=logging.ERROR)
     from pdm.detectors.base import Detector
@@ -102,7 +106,8 @@ def main() -> int:
             path = Path(tmp) / f"{kind}.parquet"
             subprocess.run([sys.executable, "-m", "simulators.fleet", "--mix", f"{kind}={args.machines}",  # noqa: S603
                             "--duration", f"{hours:g}h", "--normal-only", "--seed", str(args.seed), "--start",
-                            str(START), "--out", str(path), "--quiet"], check=True, stdout=subprocess.DEVNULL)
+                            str(START), "--out", str(path), "--quiet", *(["--ambient-sensor"] if args.ambient else [])],
+                           check=True, stdout=subprocess.DEVNULL)
             data = pd.read_parquet(path)
             for machine, group in data.groupby("machine_id"):
                 frame = group.reset_index(drop=True)
@@ -111,7 +116,9 @@ def main() -> int:
                 day_s = args.day_hours * 3600
                 day = frame[t < t[0] + day_s].reset_index(drop=True)
                 test = frame[(t >= t[0] + day_s) & (t < t[0] + day_s + args.test_hours * 3600)].reset_index(drop=True)
-                champion = GRUAutoencoderDetector(features=FEATURES, timestamp_column="timestamp")
+                champion = GRUAutoencoderDetector(features=[*FEATURES, "ambient"], timestamp_column="timestamp",
+                                                  references={"temperature": "ambient"}) if args.ambient else \
+                    GRUAutoencoderDetector(features=FEATURES, timestamp_column="timestamp")
                 champion.fit(frame.iloc[: args.rows])
                 first_day, _ = flagged(champion, day.iloc[args.rows :])
                 runs = (("defaults", False),) if args.days > 1 else (("trust_champion=True", True), ("defaults", False))
