@@ -22,7 +22,11 @@ Rules:
 - A window in which some sensor does not change at all (a missing sensor carried forward, a stuck sensor: real
   readings jitter by at least one quantisation step over a window) has no relations term: the relation is not
   measured, and a machine alert would blame a data-quality problem on the machine. The reconstruction and envelope
-  terms still score it, and the daemon's data-quality verdict reports the sensor.
+  terms still score it, and the daemon's data-quality verdict reports the sensor. A sensor that holds one value in
+  more than `STILL_SHARE` of the training windows (``still``: a server metric flat for an hour at a time) is still
+  by nature, and so is one constant in training or a reference input: such a sensor holding one value is not a
+  frozen sensor. (Before this rule, on SMD at one reading a minute, 88-100 % of the windows of every machine held
+  some still metric, so the term scored almost nothing there.)
 - ``reference`` is the score scale the detector weighs the term against (its threshold, see
   `pdm.detectors.gru`); ``None`` until calibrated.
 
@@ -67,6 +71,7 @@ RELATIONS_FILE = "relations.json"
 RELATIONS_Q = 1e-4  # each residual's allowed range: this quantile and its complement in training
 MAX_FIT_WINDOWS = 200_000  # training windows used for the fit (evenly strided beyond this)
 MAX_QUADRATIC_SENSORS = 16  # beyond this many sensors the design leaves out the products (its size grows as F^2)
+STILL_SHARE = 0.01  # a sensor that held one value in more training windows than this is still by nature
 
 
 def n_terms(n_sensors: int, quadratic: bool = True) -> int:
@@ -117,6 +122,8 @@ class SensorRelations(BaseModel):
     margin: list[float] | None = Field(None, description="how far the held-out parts of the history went beyond "
                                        "the rest's residual range (already in low/high; `pdm.detectors.ranges`)")
     outside: list[float] | None = Field(None, description="held-out share outside the rest's residual range")
+    still: list[float] | None = Field(None, description="share of training windows in which the sensor held one "
+                                      "value (None: saved before the check; every sensor counts as never still)")
     _coef: np.ndarray = PrivateAttr()
     _low: np.ndarray = PrivateAttr()
     _high: np.ndarray = PrivateAttr()
@@ -144,7 +151,17 @@ class SensorRelations(BaseModel):
             raise ValueError("found a sensor predicted from its own mean, expected 0 for every term that involves it")
         self._coef, self._low, self._high = coef, low, high
         self._covered = covered(self.outside, f)  # a residual whose range the history does not cover is not scored
+        if self.still is not None and (len(self.still) != f or not all(0.0 <= v <= 1.0 for v in self.still)):
+            raise ValueError(f"found still={self.still}, expected one share between 0 and 1 per sensor ({f})")
         return self
+
+    @property
+    def still_by_nature(self) -> np.ndarray:
+        """(F,) whether the sensor held one value in more than `STILL_SHARE` of the training windows: a window in
+        which it does so again is not a frozen sensor (a server metric flat for an hour, a slow setpoint)."""
+        if self.still is None:
+            return np.zeros(self.n_sensors, dtype=bool)
+        return np.asarray(self.still) > STILL_SHARE
 
     def __eq__(self, other: object) -> bool:  # the private numpy copies would make pydantic's comparison ambiguous
         return isinstance(other, SensorRelations) and self.model_dump() == other.model_dump()
@@ -183,7 +200,8 @@ class SensorRelations(BaseModel):
                     len(means), "quadratic" if quadratic else "linear", np.round(high - low, 3).tolist(),
                     np.round(ranges.margin, 3).tolist())
         return cls(quantile=quantile, quadratic=quadratic, n_windows=len(means), coef=coef.tolist(),
-                   low=low.tolist(), high=high.tolist(), margin=ranges.margin, outside=ranges.outside)
+                   low=low.tolist(), high=high.tolist(), margin=ranges.margin, outside=ranges.outside,
+                   still=still_shares(usable, window, stride).tolist())
 
     def calibrated(self, reference: float) -> SensorRelations:
         """A copy weighed against ``reference`` (validated)."""
@@ -214,7 +232,8 @@ class SensorRelations(BaseModel):
         excess = self._excess(r)
         total = excess.sum(axis=1)
         out = np.zeros_like(excess)
-        hit = (total > 0) & ~frozen(windows, constant)
+        skip = self.still_by_nature if constant is None else self.still_by_nature | np.asarray(constant, dtype=bool)
+        hit = (total > 0) & ~frozen(windows, skip)
         if not hit.any():
             return out
         means, r, excess, total = means[hit], r[hit], excess[hit], total[hit]
@@ -237,6 +256,21 @@ def _least_squares(means: np.ndarray, quadratic: bool) -> np.ndarray:
     for j in range(n):
         coef[j, ~mask[j]] = np.linalg.lstsq(x[:, ~mask[j]], means[:, j], rcond=None)[0]
     return coef
+
+
+def still_shares(segments: Sequence[np.ndarray], window: int, stride: int = 1) -> np.ndarray:
+    """(F,) per sensor, the share of the ``window``-row windows (every ``stride``-th) in which it held one value.
+
+    >>> seg = np.column_stack([np.arange(8.0), np.repeat([1.0, 2.0], 4)])
+    >>> still_shares([seg], 4).tolist()                                 # the second: still in 2 windows of 5
+    [0.0, 0.4]
+    """
+    counts, total = np.zeros(segments[0].shape[1]), 0
+    for seg in segments:
+        views = np.lib.stride_tricks.sliding_window_view(np.asarray(seg), window, axis=0)[::stride]  # (B, F, window)
+        counts += (np.ptp(views, axis=2) == 0).sum(axis=0)
+        total += len(views)
+    return np.asarray(counts / max(total, 1))
 
 
 def frozen(windows: np.ndarray, constant: np.ndarray | None = None) -> np.ndarray:

@@ -65,6 +65,28 @@ def test_a_frozen_sensor_takes_the_relations_term_out_of_its_windows() -> None:
     assert rel.contributions(windows(off)).sum() > 1.0  # jittering sensors keep the term
 
 
+def test_a_sensor_still_by_nature_does_not_take_the_term_out() -> None:
+    """A setpoint that holds one value for long stretches in training (a server metric flat for an hour) is still
+    by nature: a window in which it holds one value keeps the relations term. A model saved before the check
+    (``still`` None) treats it as frozen, as before."""
+    normal, speed = speed_readings(3)
+    setpoint = np.repeat(RNG.choice([0.0, 1.0], len(normal) // 500), 500)  # changes every 500 readings at most
+    data = np.column_stack([normal, setpoint])
+    rel = SensorRelations.fit([data], window=10)
+    assert rel.still is not None and rel.still[3] > 0.9 and max(rel.still[:3]) == 0.0
+    assert rel.still_by_nature.tolist() == [False, False, False, True]
+    off = data.copy()
+    off[:, 2] -= 0.3 * speed * 3  # the third reads 30 % low: a broken relation while the setpoint holds still
+    w = windows(off)
+    held = np.ptp(w[:, :, 3], axis=1) == 0  # windows in which the setpoint holds one value (most of them)
+    assert held.mean() > 0.9
+    assert rel.contributions(w)[held, 2].sum() > 1.0
+    legacy = SensorRelations.model_validate({**rel.model_dump(), "still": None})
+    assert legacy.contributions(w)[held].sum() == 0.0
+    with pytest.raises(ValueError, match="expected one share between 0 and 1 per sensor"):
+        SensorRelations.model_validate({**rel.model_dump(), "still": [0.0, 2.0]})
+
+
 def test_many_sensors_use_a_linear_fit() -> None:
     normal, speed = speed_readings(MAX_QUADRATIC_SENSORS + 1, n=5000)
     rel = SensorRelations.fit([normal], window=10)
