@@ -51,6 +51,14 @@ def flagged(det: object, frame: pd.DataFrame) -> tuple[float, float]:
     return float(alarm.mean()), float(exceeds.mean())
 
 
+def verdict(out: object) -> str:
+    """``True``, or ``False`` with the first reason the challenger was not promoted."""
+    if out.promoted:  # type: ignore[attr-defined]
+        return "True"
+    reasons = out.decision.reasons  # type: ignore[attr-defined]
+    return f"False ({reasons[0][:90]})" if reasons else "False"
+
+
 def daily(machine: str, frame: pd.DataFrame, t: np.ndarray, k: int, *, day_s: float, name_dir: Path,
           test_hours: float) -> None:
     """Retrain ``name_dir`` on the first ``k`` days (its current model the champion) and judge the hours after."""
@@ -72,7 +80,7 @@ def daily(machine: str, frame: pd.DataFrame, t: np.ndarray, k: int, *, day_s: fl
     alarm, window = flagged(Detector.load(name_dir), test)
     excluded = out.exclusions.rows_excluded / max(1, out.exclusions.rows_total)
     print(f"| {machine} | {before:.1%} (day {k}) | {label} ({time.monotonic() - started:.0f} s) | {excluded:.1%} | "
-          f"{out.promoted} | {alarm:.1%} / {window:.1%} |", flush=True)
+          f"{verdict(out)} | {alarm:.1%} / {window:.1%} |", flush=True)
 
 
 def main() -> int:
@@ -136,7 +144,7 @@ def main() -> int:
                     alarm, window = flagged(current, test)
                     excluded = out.exclusions.rows_excluded / max(1, out.exclusions.rows_total)
                     print(f"| {machine} | {first_day:.1%} | {label} ({time.monotonic() - started:.0f} s) | "
-                          f"{excluded:.1%} | {out.promoted} | {alarm:.1%} / {window:.1%} |", flush=True)
+                          f"{excluded:.1%} | {verdict(out)} | {alarm:.1%} / {window:.1%} |", flush=True)
                 for k in range(2, args.days + 1):
                     daily(machine, frame, t, k, day_s=day_s, name_dir=Path(tmp) / f"{machine}-defaults",
                           test_hours=args.test_hours)
