@@ -122,9 +122,10 @@ class CalibrationSummary(BaseModel):
             longest = np.maximum(longest, longest_repeats(values))
         frames: dict[str, list[np.ndarray]] = {}
         for owner, values in zip(machines, training_values, strict=True) if machines is not None else []:
-            kept = np.array(values, dtype=np.float64, copy=True) if unchecked else values
-            kept[:, list(unchecked)] = np.nan
-            frames.setdefault(owner, []).append(kept)
+            if unchecked:
+                values = np.array(values, dtype=np.float64, copy=True)  # noqa: PLW2901 - a masked copy
+                values[:, list(unchecked)] = np.nan
+            frames.setdefault(owner, []).append(values)
         return cls(edges=edges.tolist(), fleet=shares(pooled), machines=machine_shares,
                    quantiles={str(q): float(v) for q, v in zip(QUANTILES, np.quantile(pooled, QUANTILES), strict=True)},
                    longest_repeat=longest.tolist(),

@@ -111,7 +111,7 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
     det.alarm_rule_ = AlarmRule(k=det.alarm_k, n=det.alarm_n, m=det.alarm_m, clear_ratio=det.alarm_clear)
     det.calibration_summary_ = CalibrationSummary.fit(cal.scores_by_machine, [p.values for p in read],
                                                       machines=[p.machine_id for p in read], period_s=period,
-                                                      unchecked=[features.index(f) for f in inputs_only])
+                                                      unchecked=sorted({c for pair in refs.pairs for c in pair}))
     det.training_summary_ = {
         "frames": len(prepared),
         "machines": sorted(by_machine),

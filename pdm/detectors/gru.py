@@ -343,7 +343,9 @@ class GRUAutoencoderDetector(Detector):
         if self.envelope and self.envelope_weight > 0:
             envelope = self.envelope_weight * terms.envelope_excess(windows)
         if use_rel and rel is not None:
-            relations = self.relations_weight * rel.contributions(windows, constant=terms.scored == 0)
+            # models saved before `still` keep the rule they were calibrated with (constant sensors count as frozen)
+            constant = terms.scored == 0 if rel.still is not None else None
+            relations = self.relations_weight * rel.contributions(windows, constant=constant)
         return np.asarray(terms.dynamics(errors) + terms.level_terms(envelope, relations))
 
     # ----------------------------------------------------------------- persistence

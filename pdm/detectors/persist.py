@@ -37,10 +37,11 @@ from pdm.detectors.alarm import AlarmRule
 from pdm.detectors.calibration import Threshold
 from pdm.detectors.config import DetectorConfig, feature_infos
 from pdm.detectors.drift import CalibrationSummary
+from pdm.detectors.references import References
 from pdm.detectors.scaling import Scaler
 from pdm.engines.choice import check_engine_setting
 from pdm.engines.onnx_engine import ONNX_FILE
-from pdm.errors import CorruptModelError, ModelLoadError
+from pdm.errors import CorruptModelError, DataError, ModelLoadError
 from pdm.saving import FORMAT_VERSION, VersionDir, WriteFiles, open_version, write_json, write_version
 
 if TYPE_CHECKING:
@@ -119,6 +120,11 @@ def load_detector(cls: type[D], path: Path | str | VersionDir, *, engine: str = 
         raise CorruptModelError(version.path(CONFIG_FILE), f"has invalid params ({exc})",
                                 "retrain, or load with the pdm version that wrote it") from None
     det.features_ = [f.name for f in config.features]
+    try:
+        References.resolve(det.references, det.features_)
+    except DataError as exc:
+        raise CorruptModelError(version.path(CONFIG_FILE), f"has invalid params ({exc})",
+                                "retrain, or load with the pdm version that wrote it") from None
     det.period_s_ = config.period_s
     det.scaler_ = version.read_json("scaler.json", Scaler)
     det.threshold_ = version.read_json("threshold.json", Threshold)

@@ -8,9 +8,11 @@ the machine's own heating, in place of the temperature.
 
 The reference sensor is an input only: its values enter the model as a constant 0, so it is never scored itself and
 its share of any score is 0. It stays one of the model's sensors (``feature_names``): each message must carry it,
-and the daemon's data-quality rules (stuck, missing, spikes) still judge it. A missing reference makes its targets
-missing for that reading (the model's missing-value rule carries them forward). One reference may serve several
-sensors; a reference cannot itself be referred.
+and the daemon's data-quality rules on raw readings (stuck, missing) still judge it. The spike rule works on what
+the model judges, so a spike of the reference shows as a spike of its targets (and is held there). A missing
+reference makes its targets missing for that reading (the model's missing-value rule carries them forward).
+Neither a referred sensor nor its reference gets a rest level for the drift rule (the raw temperature at rest
+follows the weather). One reference may serve several sensors; a reference cannot itself be referred.
 
 >>> import numpy as np
 >>> refs = References.resolve({"temperature": "ambient"}, ["temperature", "vibration", "ambient"])

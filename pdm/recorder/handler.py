@@ -21,6 +21,7 @@ Rules (each message handled in its own ``try``; nothing here can stop the record
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -30,9 +31,11 @@ import numpy as np
 from pydantic import ValidationError
 
 from pdm.contract import (
+    SENSORS,
     Message,
     ModelRef,
     Rejected,
+    Telemetry,
     Topics,
     decode_object,
     parse_alert,
@@ -43,7 +46,13 @@ from pdm.contract import (
     parse_truth,
 )
 from pdm.contract._decode import raise_validation, short
-from pdm.contract.errors import ContractError, MachineMismatchError, PayloadError, SchemaVersionError
+from pdm.contract.errors import (
+    ContractError,
+    MachineMismatchError,
+    MissingFieldError,
+    PayloadError,
+    SchemaVersionError,
+)
 from pdm.contract.limits import MAX_TOPIC, check_clock_skew, check_times
 from pdm.contract.messages import Epoch, Name, Shares
 from pdm.logs import RateLimitedLog
@@ -127,10 +136,27 @@ class Handler:
             self._log.exception("internal", "could not record a message on %s", item.topic)
             self._reject(item, kind, machine, "internal", f"{type(exc).__name__}: {exc}")
 
+    def _telemetry(self, payload: bytes, machine: str, at: float) -> Telemetry:
+        """Telemetry with every sensor recorded. The contract's sensors are required; the others (a reference such
+        as ``ambient``, which only some machines' models read) are optional: a message without them is recorded with
+        nulls, so one recorder serves a fleet whose machines send different extras."""
+        skew = self.max_clock_skew or None
+        try:
+            return parse_telemetry(payload, machine, self.sensors, now=at, max_clock_skew_s=skew)
+        except MissingFieldError:
+            required = tuple(s for s in self.sensors if s in SENSORS)
+            if required == self.sensors:
+                raise
+            t = parse_telemetry(payload, machine, required, now=at, max_clock_skew_s=skew)
+            values = np.full((len(t), len(self.sensors)), np.nan)
+            for j, name in enumerate(required):
+                values[:, self.sensors.index(name)] = t.values[:, j]
+            return dataclasses.replace(t, values=values, sensors=self.sensors)
+
     def _machine_message(self, kind: str, machine: str, item: RecorderMessage) -> None:
         at, payload = item.received_at, item.payload
         if kind == "telemetry":
-            t = parse_telemetry(payload, machine, self.sensors, now=at, max_clock_skew_s=self.max_clock_skew or None)
+            t = self._telemetry(payload, machine, at)
             self.counters.inc("extra_fields", t.extra_fields)
             buf = self.buffers.get("telemetry")
             if isinstance(buf, TelemetryBuffer):

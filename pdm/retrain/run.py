@@ -28,7 +28,7 @@ from pdm.detectors.base import Detector
 from pdm.detectors.frames import machine_positions, median_period
 from pdm.detectors.gru import GRUAutoencoderDetector
 from pdm.detectors.zscore import RobustZScoreDetector
-from pdm.errors import PdmError
+from pdm.errors import DataError, PdmError
 from pdm.retrain.challenger import Init, challenger_params, fit_challenger
 from pdm.retrain.compare import Decision, Figures, decide, judge
 from pdm.retrain.data import MID, TS, Exclusion, RetrainData
@@ -105,6 +105,7 @@ def retrain(data: RetrainData, name_dir: Path | str, options: RetrainOptions,
         usable = champion.feature_names if isinstance(champion, GRUAutoencoderDetector) and not champion_error \
             else None
         features = list(options.overrides.get("features") or usable or data.features)
+        _check_references(champion, features)
         short = champion is not None and champion_error is None and champion.short_history
         do_screen = options.screen if options.screen is not None else (
             champion is not None and not data.has_alert_history and not data.labelled and
@@ -166,6 +167,17 @@ def retrain(data: RetrainData, name_dir: Path | str, options: RetrainOptions,
         removed = prune_versions(name_dir, options.keep) if options.keep else []
         logger.info("saved, switched and pruned in %.1f s", time.monotonic() - t0)
     return Outcome(decision.promote, version_dir, champion_version, decision, report, summary, removed)
+
+
+def _check_references(champion: Detector | None, features: list[str]) -> None:
+    """The challenger inherits the champion's references (`pdm.detectors.references`): every sensor in them must be
+    among the sensors it trains on, else a `DataError` now, before any work."""
+    refs = dict(getattr(champion, "references", None) or {})
+    missing = sorted({name for pair in refs.items() for name in pair} - set(features))
+    if missing:
+        raise DataError(f"the champion scores {', '.join(f'{t} over {r}' for t, r in refs.items())}: found no "
+                        f"{missing} among the sensors {features}, expected every sensor it reads (serve "
+                        "--record-dir records them; pdm record needs --sensors naming them)")
 
 
 def _unusable(champion: Detector | None, data: RetrainData) -> str | None:

@@ -64,12 +64,12 @@ def weigh(frame: pd.DataFrame, exclusions: list[Exclusion], margins: Margins, *,
     docstring). ``keep``: verdicts kept whatever the doubt (an explicit ``--screen``)."""
     kept = {id(e) for e in keep or []}
     verdicts = [e for e in exclusions if champions_verdict(e) and id(e) not in kept]
-    if trust or not verdicts:
+    if trust:
         return Weighed(exclusions, None)
     doubt = None
     if short_history:
         doubt = "it was trained on a short history: its alarms flag conditions it never saw as much as faults"
-    else:
+    elif verdicts:
         share = verdict_share(frame, verdicts, margins)
         if share > MAX_VERDICT_SHARE:
             doubt = (f"its alarms, with their margins, cover {share:.0%} of the readings (more than "

@@ -4,6 +4,8 @@ that is never scored."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -138,3 +140,19 @@ def test_the_gru_still_scores_sensor_relations_beside_a_reference_input() -> Non
     healthy, leaking = pump(3000, 2, start=START + 20_000), pump(3000, 2, leak=0.25, start=START + 20_000)
     assert flagged(det, healthy) < 0.05
     assert flagged(det, leaking) > 0.5  # pressure 25 % low at the same speed: within its range, off its relation
+
+
+def test_a_saved_reference_that_is_not_a_sensor_of_the_model_is_a_corrupt_model(train: pd.DataFrame,
+                                                                                 tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pdm.errors import CorruptModelError
+    from tests.support.daemon import edit_json, new_version
+
+    fit(PCADetector, train, references={"temperature": "ambient"}).save(tmp_path / "m")
+
+    def edit(directory) -> None:  # type: ignore[no-untyped-def]
+        config = json.loads((directory / "config.json").read_text())
+        edit_json(directory / "config.json", params={**config["params"], "references": {"temperature": "outdoor"}})
+
+    new_version(tmp_path / "m", edit)
+    with pytest.raises(CorruptModelError, match=r"config.json.*found \['outdoor'\], expected sensors of the model"):
+        Detector.load(tmp_path / "m")

@@ -225,3 +225,23 @@ def test_the_clock_skew_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert for_serve(ServeSettings(), tmp_path).max_clock_skew == DAY_S
     assert for_serve(ServeSettings(max_clock_skew="6h"), tmp_path).max_clock_skew == 6 * 3600.0
     assert for_serve(ServeSettings(max_clock_skew=0), tmp_path).max_clock_skew == 0.0
+
+
+def test_sensors_beyond_the_contracts_are_optional_and_recorded_as_null(tmp_path: Path) -> None:
+    """A recorder beside models of which only some read ``ambient`` (`pdm.recorder.for_serve`): a machine that sends
+    it has it recorded, one that does not is recorded with nulls; a contract sensor missing is still a rejection."""
+    rec = recorder(tmp_path, sensors="temperature,vibration,pressure,ambient", max_clock_skew=0)
+    now = time.time()
+    with_air = json.dumps({"machine_id": "pump-1", "ts": now - 2, "temperature": 60.0, "vibration": 2.0,
+                           "pressure": 4.0, "ambient": 21.5}).encode()
+    feed(rec, TOPICS.telemetry("pump-1"), with_air, now)
+    feed(rec, TOPICS.telemetry("comp-1"), reading("comp-1", now - 1), now)
+    no_pressure = json.dumps({"machine_id": "comp-2", "ts": now - 1, "temperature": 60.0, "vibration": 2.0,
+                              "ambient": 20.0}).encode()
+    feed(rec, TOPICS.telemetry("comp-2"), no_pressure, now)
+    finish(rec)
+    table = read_table(tmp_path, "telemetry").set_index("machine_id")
+    assert table.loc["pump-1", "ambient"] == 21.5 and table.loc["pump-1", "pressure"] == 4.0
+    assert np.isnan(table.loc["comp-1", "ambient"]) and table.loc["comp-1", "temperature"] == 60.0
+    assert "comp-2" not in table.index
+    assert rec.counters.group("rejected") == {"missing_field": 1}

@@ -254,3 +254,25 @@ def test_a_champion_whose_alarms_cover_most_of_the_history_is_not_believed(champ
     trusted = run(0.7, trust_champion=True)
     assert trusted.report["champion"]["alarms_taken_as_faults"] is True
     assert trusted.exclusions.rows_excluded > 0.6 * len(data) > doubted.exclusions.rows_excluded
+
+
+def test_a_champion_reading_a_reference_the_data_lacks_fails_before_any_work(tmp_path: Path) -> None:
+    from pdm.detectors.pca import PCADetector
+
+    sensors = ["temperature", "vibration", "pressure"]
+    data = fleet(3000, 1).drop(columns=["fault"])
+    with_air = data.assign(ambient=20.0 + 0.001 * (data["timestamp"] - data["timestamp"].min()))
+    PCADetector(features=[*sensors, "ambient"], references={"temperature": "ambient"}).fit(with_air).save(
+        tmp_path / "pump")
+    with pytest.raises(DataError, match=r"scores temperature over ambient: found no \['ambient'\] among the sensors"):
+        retrain(from_frame(data), tmp_path / "pump", options())
+
+
+def test_a_short_history_champion_is_reported_as_not_believed_even_with_nothing_to_drop() -> None:
+    from pdm.retrain.exclusions import Margins
+    from pdm.retrain.verdicts import weigh
+
+    frame = fleet(500, 1).drop(columns=["fault"])
+    weighed = weigh(frame, [], Margins(0.0, 0.0, 0.0), short_history=True, trust=False)
+    assert weighed.exclusions == [] and weighed.doubt is not None and "short history" in weighed.doubt
+    assert weigh(frame, [], Margins(0.0, 0.0, 0.0), short_history=True, trust=True).doubt is None
