@@ -128,6 +128,7 @@ class SensorRelations(BaseModel):
     _low: np.ndarray = PrivateAttr()
     _high: np.ndarray = PrivateAttr()
     _covered: np.ndarray = PrivateAttr()
+    _still: np.ndarray = PrivateAttr()
 
     @model_validator(mode="after")
     def _consistent(self) -> SensorRelations:
@@ -153,15 +154,14 @@ class SensorRelations(BaseModel):
         self._covered = covered(self.outside, f)  # a residual whose range the history does not cover is not scored
         if self.still is not None and (len(self.still) != f or not all(0.0 <= v <= 1.0 for v in self.still)):
             raise ValueError(f"found still={self.still}, expected one share between 0 and 1 per sensor ({f})")
+        self._still = np.zeros(f, dtype=bool) if self.still is None else np.asarray(self.still) > STILL_SHARE
         return self
 
     @property
     def still_by_nature(self) -> np.ndarray:
         """(F,) whether the sensor held one value in more than `STILL_SHARE` of the training windows: a window in
         which it does so again is not a frozen sensor (a server metric flat for an hour, a slow setpoint)."""
-        if self.still is None:
-            return np.zeros(self.n_sensors, dtype=bool)
-        return np.asarray(self.still) > STILL_SHARE
+        return self._still
 
     def __eq__(self, other: object) -> bool:  # the private numpy copies would make pydantic's comparison ambiguous
         return isinstance(other, SensorRelations) and self.model_dump() == other.model_dump()
