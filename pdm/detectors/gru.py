@@ -343,9 +343,7 @@ class GRUAutoencoderDetector(Detector):
         if self.envelope and self.envelope_weight > 0:
             envelope = self.envelope_weight * terms.envelope_excess(windows)
         if use_rel and rel is not None:
-            # models saved before `still` keep the rule they were calibrated with (constant sensors count as frozen)
-            constant = terms.scored == 0 if rel.still is not None else None
-            relations = self.relations_weight * rel.contributions(windows, constant=constant)
+            relations = self.relations_weight * rel.contributions(windows)
         return np.asarray(terms.dynamics(errors) + terms.level_terms(envelope, relations))
 
     # ----------------------------------------------------------------- persistence

@@ -222,18 +222,17 @@ class SensorRelations(BaseModel):
         """(B, window, F) scaled windows -> (B, F) squared excess of each sensor's residual beyond its range."""
         return self._excess(self.residuals(windows))
 
-    def contributions(self, windows: np.ndarray, constant: np.ndarray | None = None) -> np.ndarray:
+    def contributions(self, windows: np.ndarray) -> np.ndarray:
         """(B, window, F) -> (B, F): each window's total excess, shared out by reconstruction-based contribution
         (module docstring). Rows sum to the total excess (0 for a window with a frozen sensor, `frozen`, other than
-        the ``constant`` ones: sensors constant in training, or reference inputs, which never change); when no
-        single replacement reduces it, the shares are those of `excess`."""
+        one still by nature: `still_by_nature`, which covers sensors constant in training and reference inputs);
+        when no single replacement reduces it, the shares are those of `excess`."""
         means = np.asarray(np.mean(windows, axis=1, dtype=np.float64))
         r = self._residuals(means)
         excess = self._excess(r)
         total = excess.sum(axis=1)
         out = np.zeros_like(excess)
-        skip = self.still_by_nature if constant is None else self.still_by_nature | np.asarray(constant, dtype=bool)
-        hit = (total > 0) & ~frozen(windows, skip)
+        hit = (total > 0) & ~frozen(windows, self.still_by_nature)
         if not hit.any():
             return out
         means, r, excess, total = means[hit], r[hit], excess[hit], total[hit]
