@@ -36,9 +36,11 @@ HYPER: list[tuple[str, Any, str]] = [
      "false alarms per machine-day (clusters of the alarm statistic), the others a share of windows"),
     ("target_false_alarm_rate", float, "target share of normal windows over the threshold (pot, quantile)"),
     ("target_alarms_per_day", float, "target false alarms per machine-day (declustered)"),
-    ("alarm_k", int, "raise after k of the last n windows are over the threshold"),
-    ("alarm_n", int, "see --alarm-k"),
-    ("alarm_m", int, "clear after m consecutive quiet windows (also the gap that merges two alarms into one)"),
+    ("alarm_k", int, "raise after k of the last n windows are over the threshold (default: as many windows as "
+     "60 s at the data's sampling period)"),
+    ("alarm_n", int, "see --alarm-k (default: 120 s of windows)"),
+    ("alarm_m", int, "clear after m consecutive quiet windows, also the gap that merges two alarms into one "
+     "(default: 4 hours of windows)"),
     ("alarm_clear", float, "a window is quiet under this share of the threshold (hysteresis)"),
     ("machine_thresholds", bool, "a threshold of its own for every machine whose history allows one"),
     ("max_gap_factor", float, "a gap over this many median periods restarts the window"),

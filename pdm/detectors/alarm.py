@@ -5,9 +5,17 @@ A window is *quiet* when its score is under ``clear_ratio`` x the threshold (hys
 score hovering around the threshold does not clear and raise again). ``m`` is also the merge gap: an alarm whose
 score dips for fewer than ``m`` windows stays one alarm, so one fault is one alert.
 
+The rule counts windows; a detector's default is set in time (`AlarmRule.at`): over the threshold for a minute of
+the last two, quiet for four hours, converted at the training data's sampling period, so that the same default
+means the same at 1 Hz and at one reading a minute.
+
 >>> rule = AlarmRule(k=2, n=3, m=2)
 >>> rule.apply([True, False, True, True, False, False, True]).tolist()
 [False, False, True, True, True, False, False]
+>>> AlarmRule.at(1.0).model_dump()
+{'k': 60, 'n': 120, 'm': 14400, 'clear_ratio': 1.0}
+>>> AlarmRule.at(60.0, clear_ratio=0.5).model_dump()
+{'k': 1, 'n': 2, 'm': 240, 'clear_ratio': 0.5}
 >>> hysteresis = AlarmRule(k=1, n=1, m=2, clear_ratio=0.5)
 >>> hysteresis.apply_scores(np.array([2.0, 0.9, 0.8, 0.4, 0.3]), threshold=1.0).tolist()
 [True, True, True, True, False]
@@ -15,11 +23,16 @@ score dips for fewer than ``m`` windows stays one alarm, so one fault is one ale
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+RAISE_S = 60.0  # default: over the threshold this long ...
+LOOK_S = 120.0  # ... of the last LOOK_S seconds raises
+CLEAR_S = 14_400.0  # default: quiet this long clears (and merges two raises into one alarm)
 
 
 class AlarmRule(BaseModel):
@@ -37,6 +50,19 @@ class AlarmRule(BaseModel):
         if self.k > self.n:
             raise ValueError(f"found k={self.k} > n={self.n}, expected k <= n")
         return self
+
+    @classmethod
+    def at(cls, period_s: float, *, k: int | None = None, n: int | None = None, m: int | None = None,
+           clear_ratio: float = 1.0) -> AlarmRule:
+        """The rule at the sampling period ``period_s``: ``k``, ``n`` and ``m`` as given (windows), those not given
+        from the time defaults (`RAISE_S` of the last `LOOK_S` seconds raise, `CLEAR_S` quiet seconds clear), at
+        least one window each. A `pydantic.ValidationError` for an impossible rule (k > n, a count under 1)."""
+        if not (math.isfinite(period_s) and period_s > 0):
+            raise ValueError(f"found period_s={period_s!r}, expected a positive number of seconds")
+        n = n if n is not None else max(1, round(LOOK_S / period_s))
+        k = k if k is not None else max(1, math.ceil(n * RAISE_S / LOOK_S))
+        m = m if m is not None else max(1, round(CLEAR_S / period_s))
+        return cls(k=k, n=n, m=m, clear_ratio=clear_ratio)
 
     def tracker(self) -> AlarmTracker:
         return AlarmTracker(self)

@@ -101,9 +101,9 @@ class Detector(ABC):
         threshold_method: ThresholdMethod = "declustered",
         target_false_alarm_rate: float = 1e-4,
         target_alarms_per_day: float = 0.05,
-        alarm_k: int = 60,
-        alarm_n: int = 120,
-        alarm_m: int = 14_400,
+        alarm_k: int | None = None,
+        alarm_n: int | None = None,
+        alarm_m: int | None = None,
         alarm_clear: float = 0.5,
         machine_thresholds: bool = False,
         despike: bool = False,
@@ -195,10 +195,18 @@ class Detector(ABC):
                             f"{list(THRESHOLD_METHODS)}")
         if not self.target_alarms_per_day > 0:
             raise DataError(f"found target_alarms_per_day={self.target_alarms_per_day}, expected > 0")
+        self.alarm_rule_at(1.0)
+
+    def alarm_rule_at(self, period_s: float) -> AlarmRule:
+        """The alarm rule this detector's parameters give at the sampling period ``period_s`` (`AlarmRule.at`:
+        ``alarm_k``, ``alarm_n``, ``alarm_m`` in windows where given, else from the time defaults); a `DataError`
+        for an impossible rule."""
         try:
-            AlarmRule(k=self.alarm_k, n=self.alarm_n, m=self.alarm_m, clear_ratio=self.alarm_clear)
+            return AlarmRule.at(period_s, k=self.alarm_k, n=self.alarm_n, m=self.alarm_m,
+                                clear_ratio=self.alarm_clear)
         except ValidationError as exc:
-            raise DataError(f"alarm rule: {exc.errors()[0]['msg']} (found k={self.alarm_k}, n={self.alarm_n}, "
+            at = "" if period_s == 1.0 else f" at a sampling period of {period_s:g} s"
+            raise DataError(f"alarm rule{at}: {exc.errors()[0]['msg']} (found k={self.alarm_k}, n={self.alarm_n}, "
                             f"m={self.alarm_m}, clear={self.alarm_clear})") from None
 
     def _check_fitted(self) -> None:

@@ -88,8 +88,9 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
         longest = max(len(p.ts) for p in prepared)
         raise DataError(f"too few rows: found at most {longest} rows per frame ({1 - det.calibration_fraction:.0%}"
                         f" used for fitting) without a gap, expected at least window={window} rows")
+    rule = det.alarm_rule_at(period)
     figures = det._fit_core(fit_segments, progress)
-    cal = calibrate(det, prepared, parts, scaler, max_gap, period_s=period)
+    cal = calibrate(det, prepared, parts, scaler, max_gap, period_s=period, rule=rule)
     threshold, machine_thresholds, warnings = cal.threshold, cal.machine_thresholds, list(cal.warnings)
     inputs_only = refs.inputs_only(features)
     constant = [features[i] for i in scaler.constant_columns() if features[i] not in inputs_only]
@@ -108,7 +109,7 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
     det.period_s_ = period
     det.threshold_ = threshold
     det.machine_thresholds_ = machine_thresholds
-    det.alarm_rule_ = AlarmRule(k=det.alarm_k, n=det.alarm_n, m=det.alarm_m, clear_ratio=det.alarm_clear)
+    det.alarm_rule_ = rule
     det.calibration_summary_ = CalibrationSummary.fit(cal.scores_by_machine, [p.values for p in read],
                                                       machines=[p.machine_id for p in read], period_s=period,
                                                       unchecked=sorted({c for pair in refs.pairs for c in pair}))
@@ -146,21 +147,22 @@ def target_rate(det: Detector, period_s: float) -> float:
 
 
 def calibrate(det: Detector, prepared: list[PreparedFrame], parts: list[list[Piece]], scaler: Scaler,
-              max_gap: float, *, period_s: float) -> Calibration:
-    """Threshold ``det`` (whose ``_fit_core`` has run) on the held-back pieces ``parts`` of each frame."""
+              max_gap: float, *, period_s: float, rule: AlarmRule) -> Calibration:
+    """Threshold ``det`` (whose ``_fit_core`` has run) on the held-back pieces ``parts`` of each frame, for the
+    alarm ``rule`` (its raise statistic is what is calibrated)."""
     segments, owners, overlap = calibration_segments(det, prepared, parts, scaler, max_gap)
     per_segment = [det._aggregate(e) for e in det._sensor_errors(segments)]
     by_owner: dict[str, list[np.ndarray]] = {}
     for owner, seg_scores in zip(owners, per_segment, strict=True):
         by_owner.setdefault(owner, []).append(seg_scores)
     n_windows = sum(len(s) for s in per_segment)
-    stats = [alarm_statistic(s, det.alarm_k, det.alarm_n) for s in per_segment]
+    stats = [alarm_statistic(s, rule.k, rule.n) for s in per_segment]
     if not any(len(s) for s in stats):
-        raise DataError(f"too few rows to calibrate: every held-back segment has fewer than alarm_k={det.alarm_k}"
+        raise DataError(f"too few rows to calibrate: every held-back segment has fewer than alarm_k={rule.k}"
                         " windows; give more history or a smaller alarm_k")
     threshold = Threshold.fit(stats, method=det.threshold_method, target_rate=target_rate(det, period_s),
-                              cluster_gap=det.alarm_n)
-    own = machine_thresholds(owners, stats, threshold, enabled=det.machine_thresholds, cluster_gap=det.alarm_n)
+                              cluster_gap=rule.n)
+    own = machine_thresholds(owners, stats, threshold, enabled=det.machine_thresholds, cluster_gap=rule.n)
     return Calibration(threshold=threshold, machine_thresholds=own, scores_by_machine=by_owner, n_windows=n_windows,
                        warnings=threshold_warnings(threshold, overlap, n_windows))
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from pdm.detectors.alarm import AlarmRule
 from pdm.detectors.base import Detector
 from pdm.detectors.frames import machine_positions, median_period
 from pdm.detectors.gru import GRUAutoencoderDetector
@@ -129,7 +130,7 @@ def retrain(data: RetrainData, name_dir: Path | str, options: RetrainOptions,
             logger.warning("%s", w)
         grace = options.grace_s if options.grace_s is not None else 2.0 * window * period
         parts = split(data.frame, mask, holdout_mask, data.faults, holdout_fraction=options.holdout_fraction,
-                      holdout_s=options.holdout_s, context_s=2.0 * (window + int(params.get("alarm_n", 60))) * period,
+                      holdout_s=options.holdout_s, context_s=2.0 * (window + look_back(params, period)) * period,
                       grace_s=grace)
         parts.holdout = cap_rows(parts.holdout, options.max_eval_rows)
         t0 = time.monotonic()
@@ -187,6 +188,12 @@ def _unusable(champion: Detector | None, data: RetrainData) -> str | None:
     if missing:
         return f"its sensors {missing} are not in the data, which has {data.features}"
     return None
+
+
+def look_back(params: dict[str, Any], period_s: float) -> int:
+    """Windows of the alarm rule's raise look-back for hyper-parameters ``params`` at ``period_s``."""
+    n = params.get("alarm_n")
+    return int(n) if n is not None else AlarmRule.at(period_s).n
 
 
 def _median_period(data: RetrainData) -> float:

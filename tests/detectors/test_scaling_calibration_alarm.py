@@ -211,3 +211,38 @@ def test_declustered_detector_targets_alarms_per_machine_day() -> None:
         RobustZScoreDetector(threshold_method="declustered", target_alarms_per_day=0).fit(frame)
     with pytest.raises(DataError, match="found threshold_method='median'"):
         RobustZScoreDetector(threshold_method="median").fit(frame)  # type: ignore[arg-type]
+
+
+def test_default_alarm_rule_is_set_in_time_at_the_sampling_period() -> None:
+    # a minute of the last two over the threshold raises, four quiet hours clear, whatever the sampling rate
+    assert AlarmRule.at(1.0).model_dump() == {"k": 60, "n": 120, "m": 14_400, "clear_ratio": 1.0}
+    assert AlarmRule.at(10.0).model_dump() == {"k": 6, "n": 12, "m": 1_440, "clear_ratio": 1.0}
+    assert AlarmRule.at(180.0, clear_ratio=0.5).model_dump() == {"k": 1, "n": 1, "m": 80, "clear_ratio": 0.5}
+    assert AlarmRule.at(60.0, k=2).model_dump() == {"k": 2, "n": 2, "m": 240, "clear_ratio": 1.0}  # given: kept
+    with pytest.raises(ValidationError, match="expected k <= n"):
+        AlarmRule.at(60.0, k=3)
+    with pytest.raises(ValueError, match=r"found period_s=0\.0"):
+        AlarmRule.at(0.0)
+
+
+def test_detector_resolves_its_alarm_rule_at_the_training_period() -> None:
+    import pandas as pd
+
+    from pdm.detectors.zscore import RobustZScoreDetector
+
+    rng = np.random.default_rng(7)
+    minute = pd.DataFrame({"timestamp": np.arange(0.0, 60.0 * 5_000, 60.0), "sensor": rng.normal(0.0, 1.0, 5_000)})
+    det = RobustZScoreDetector().fit(minute)
+    assert (det.alarm_rule.k, det.alarm_rule.n, det.alarm_rule.m) == (1, 2, 240)
+    assert det.threshold_.params["cluster_gap"] == 2  # the threshold is calibrated for the rule it will run
+    assert det.get_params()["alarm_k"] is None  # a retrain at another period derives its own rule again
+    given = RobustZScoreDetector(alarm_k=1, alarm_n=3, alarm_m=7).fit(minute)
+    assert (given.alarm_rule.k, given.alarm_rule.n, given.alarm_rule.m) == (1, 3, 7)
+    with pytest.raises(DataError, match=r"alarm rule at a sampling period of 60 s: .*expected k <= n"):
+        RobustZScoreDetector(alarm_k=30).fit(minute)  # 30 of the 2 windows of 120 s
+    # at one reading a minute one reading far out raises the default rule, and four quiet hours clear it
+    excursion = minute.copy()
+    excursion.loc[3_000:3_600, "sensor"] = 0.0
+    excursion.loc[3_000, "sensor"] = 50.0
+    alarm = det.predict(excursion).to_numpy()
+    assert alarm[3_000] and alarm[3_000 + 239] and not alarm[3_000 + 240 : 3_600].any()

@@ -276,3 +276,11 @@ def test_a_short_history_champion_is_reported_as_not_believed_even_with_nothing_
     weighed = weigh(frame, [], Margins(0.0, 0.0, 0.0), short_history=True, trust=False)
     assert weighed.exclusions == [] and weighed.doubt is not None and "short history" in weighed.doubt
     assert weigh(frame, [], Margins(0.0, 0.0, 0.0), short_history=True, trust=True).doubt is None
+
+
+def test_look_back_of_a_champion_with_the_default_rule_follows_the_sampling_period() -> None:
+    from pdm.retrain.run import look_back
+
+    assert look_back({"alarm_n": None}, 1.0) == 120  # a minute of the last two at 1 Hz
+    assert look_back({}, 60.0) == 2  # at one reading a minute
+    assert look_back({"alarm_n": 7}, 60.0) == 7  # given: windows, kept
