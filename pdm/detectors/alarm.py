@@ -64,6 +64,15 @@ class AlarmRule(BaseModel):
         m = m if m is not None else max(1, round(CLEAR_S / period_s))
         return cls(k=k, n=n, m=m, clear_ratio=clear_ratio)
 
+    def describe(self) -> str:
+        """The rule in one line, as ``train`` and ``info`` print it.
+
+        >>> AlarmRule.at(1.0, clear_ratio=0.5).describe()
+        'raise on 60 of 120 windows over, clear after 14400 under 0.5 x threshold'
+        """
+        return (f"raise on {self.k} of {self.n} windows over, clear after {self.m} under {self.clear_ratio:g} x "
+                "threshold")
+
     def tracker(self) -> AlarmTracker:
         return AlarmTracker(self)
 

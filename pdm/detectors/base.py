@@ -373,7 +373,8 @@ class Detector(ABC):
         return self.alarm_rule_
 
     def new_alarm_tracker(self) -> AlarmTracker:
-        """A fresh alarm state for one machine: feed it ``score > threshold`` of each window in time order."""
+        """A fresh alarm state for one machine: feed it each window's score in time order
+        (``update_score(score, threshold)``, which applies the rule's hysteresis)."""
         return self.alarm_rule.tracker()
 
     @property

@@ -52,7 +52,7 @@ def feed(stream: WindowStream, ts: np.ndarray, values: np.ndarray, bounds: list[
         s, _ = det.score_windows(got.windows)
         ends.extend(got.end_ts.tolist())
         scores.extend(s.tolist())
-        alarms.extend(tracker.update(bool(x > det.threshold)) for x in s)
+        alarms.extend(tracker.update_score(float(x), det.threshold) for x in s)
     return ends, scores, alarms
 
 
