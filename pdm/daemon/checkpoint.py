@@ -203,8 +203,8 @@ def restore_machine(machine_id: str, rec: Record, slot: ModelSlot, drift_window:
         m.tail = (ts, values)
     seq = rec.get("seq")
     m.last_seq = seq if isinstance(seq, int) and seq >= 0 else None
-    m.look = look_back(rec, slot.detector.alarm_rule.n)
-    tracker = slot.detector.new_alarm_tracker()
+    tracker = slot.detector.new_alarm_tracker(m.stream.stride)
+    m.look = look_back(rec, tracker.rule.n)
     tracker.active = bool(rec["active"])
     m.tracker = m.look.rebuild(tracker)
     m.open_alert = open_alert(rec.get("alert"), machine_id)

@@ -110,9 +110,9 @@ class MachineState:
     def create(cls, machine_id: str, slot: ModelSlot, machine_type: str | None, drift_window: float = 86_400.0,
                stride: int = 1, *, keep_tail: bool = False) -> MachineState:
         det = slot.detector
-        m = cls(machine_id, slot, det.stream(machine_id, stride=stride), det.new_alarm_tracker(),
+        m = cls(machine_id, slot, det.stream(machine_id, stride=stride), det.new_alarm_tracker(stride),
                 MachineQuality(len(slot.features), slot.drift.n_bins, drift_window), machine_type)
-        m.look = LookBack(det.alarm_rule.n)
+        m.look = LookBack(m.tracker.rule.n)
         m.quality.watch_rest(slot.drift.rest(machine_id))
         if keep_tail:
             m.tail = (np.empty(0), np.empty((0, len(slot.features))))
@@ -386,7 +386,7 @@ class MachineState:
         if slot.features != old.features or slot.drift.rest(self.machine_id) != old.drift.rest(self.machine_id):
             self.quality.watch_rest(slot.drift.rest(self.machine_id))  # the new version's rest levels, from now
         if slot.detector.alarm_rule != old.detector.alarm_rule:
-            self._restart_look_back(slot.detector.new_alarm_tracker())
+            self._restart_look_back(slot.detector.new_alarm_tracker(self.stream.stride))
         self.slot = slot
         self._assume_drift()  # an open drift alert stays open under the new levels until evidence clears it
         # a sensor the new version does not have: its open alert clears at the next message (no rule sees it)

@@ -46,7 +46,8 @@ class ServeSettings(ConnectionSettings):
                                       "(default: the only model under --models-dir)")
     routes: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, description="machine_type to model "
                                                         "name, e.g. pump=pump,compressor=compressor")
-    stride: int = Field(1, ge=1, description="score every stride-th reading's window (1: every reading)")
+    stride: int = Field(1, ge=1, description="score every stride-th reading's window (1: every reading); the alarm "
+                        "rule's counts are divided by it, so its spans stay the same in time")
     stale_timeout: float = Field(300.0, gt=0, description="seconds without data before a machine is 'stale'")
     heartbeat: float = Field(30.0, gt=0, le=60, description="seconds between retained state re-publications")
     max_batch_windows: int = Field(4096, ge=1, description="windows per micro-batch at most")

@@ -64,6 +64,20 @@ class AlarmRule(BaseModel):
         m = m if m is not None else max(1, round(CLEAR_S / period_s))
         return cls(k=k, n=n, m=m, clear_ratio=clear_ratio)
 
+    def every(self, stride: int) -> AlarmRule:
+        """The rule for a tracker fed only every ``stride``-th window (a service scoring with a stride): the same
+        spans in time, each count divided by ``stride`` and rounded up.
+
+        >>> AlarmRule(k=60, n=120, m=14_400, clear_ratio=0.5).every(10).model_dump()
+        {'k': 6, 'n': 12, 'm': 1440, 'clear_ratio': 0.5}
+        """
+        if stride < 1:
+            raise ValueError(f"found stride={stride}, expected >= 1")
+        if stride == 1:
+            return self
+        return AlarmRule(k=math.ceil(self.k / stride), n=math.ceil(self.n / stride), m=math.ceil(self.m / stride),
+                         clear_ratio=self.clear_ratio)
+
     def describe(self) -> str:
         """The rule in one line, as ``train`` and ``info`` print it.
 

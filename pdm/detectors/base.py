@@ -372,10 +372,11 @@ class Detector(ABC):
         self._check_fitted()
         return self.alarm_rule_
 
-    def new_alarm_tracker(self) -> AlarmTracker:
+    def new_alarm_tracker(self, stride: int = 1) -> AlarmTracker:
         """A fresh alarm state for one machine: feed it each window's score in time order
-        (``update_score(score, threshold)``, which applies the rule's hysteresis)."""
-        return self.alarm_rule.tracker()
+        (``update_score(score, threshold)``, which applies the rule's hysteresis). ``stride``: it is fed every
+        ``stride``-th window only (`AlarmRule.every`: the rule's spans kept in time)."""
+        return self.alarm_rule.every(stride).tracker()
 
     @property
     def period_s(self) -> float:

@@ -74,6 +74,21 @@ def test_a_restored_machine_goes_on_exactly_as_the_original(slot: ModelSlot) -> 
         assert redelivered.ready is None and redelivered.readings == 0  # already scored: dropped
 
 
+def test_with_a_stride_the_alarm_rule_keeps_its_spans_in_time_and_survives_a_restore(slot: ModelSlot) -> None:
+    rule = slot.detector.alarm_rule  # the test model's: 30 of 60 windows raise, 60 quiet ones clear
+    m = MachineState.create("pump-001", slot, "pump", stride=10, keep_tail=True)
+    assert (m.tracker.rule.k, m.tracker.rule.n, m.tracker.rule.m) == (3, 6, 6) == \
+        (-(-rule.k // 10), -(-rule.n // 10), -(-rule.m // 10))
+    assert m.look is not None and m.look.recent.maxlen == 6
+    # scored every 10th window, 3 of the last 6 over the threshold raise (30 windows' worth, as without a stride)
+    got = events(m, slot.threshold * np.array([2.0, 0.1, 2.0, 0.1, 2.0]), LIVE_START)
+    assert [kind for kind, _, _ in got] == ["raised"]
+    restored = restore_machine("pump-001", json.loads(json.dumps(machine_record(m))), slot, 86_400.0, 10)
+    assert restored.tracker.rule == m.tracker.rule and restored.tracker.active
+    quiet = events(restored, slot.threshold * np.full(6, 0.1), LIVE_START + 5)
+    assert [kind for kind, _, _ in quiet] == ["cleared"]  # 6 quiet scored windows: 60 windows' worth
+
+
 def test_an_open_sensor_alert_survives_a_restore_and_is_cleared_with_its_own_id(slot: ModelSlot) -> None:
     hold = hold_s(slot.drift, slot.period_s)
     n = int(hold / slot.period_s) + 600
