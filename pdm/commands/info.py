@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
               f"target {t.target_rate:g} per window")
     fallback = f", fell back to {t.params['fallback']}" if t.params.get("fallback") else ""
     print(f"threshold  {t.value:.6g} ({t.method}{fallback}, {target}, {t.n_calibration} calibration windows)")
-    print(f"alarm      {a.describe()}")
+    print(f"alarm      {a.describe(det.period_s)}")
     print(f"training   {tr.get('rows')} rows from {len(machines) if isinstance(machines, list) else '?'} "
           f"machine(s); warnings: {tr.get('warnings') or 'none'}")
     checked = drift_checked(det)

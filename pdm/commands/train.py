@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"threshold {t.value:.5g} ({t.method}, target {t.target_rate:g} per window; calibration "
           f"{t.n_calibration} windows, {t.calibration_exceedance_rate:.4f} over)")
     a = detector.alarm_rule_
-    print(f"alarm     {a.describe()}")
+    print(f"alarm     {a.describe(detector.period_s)}")
     for w in s["warnings"]:
         print(f"warning   {w}")
     print(f"took      {time.monotonic() - started:.0f} s")

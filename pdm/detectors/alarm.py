@@ -78,14 +78,21 @@ class AlarmRule(BaseModel):
         return AlarmRule(k=math.ceil(self.k / stride), n=math.ceil(self.n / stride), m=math.ceil(self.m / stride),
                          clear_ratio=self.clear_ratio)
 
-    def describe(self) -> str:
-        """The rule in one line, as ``train`` and ``info`` print it.
+    def describe(self, period_s: float | None = None) -> str:
+        """The rule in one line, as ``train`` and ``info`` print it; with the sampling period ``period_s``, also in
+        time.
 
         >>> AlarmRule.at(1.0, clear_ratio=0.5).describe()
         'raise on 60 of 120 windows over, clear after 14400 under 0.5 x threshold'
+        >>> AlarmRule.at(60.0, clear_ratio=0.5).describe(60.0)
+        'raise on 1 of 2 windows over, clear after 240 under 0.5 x threshold (at 60 s a window: 1 min of 2 min, 4 h)'
         """
-        return (f"raise on {self.k} of {self.n} windows over, clear after {self.m} under {self.clear_ratio:g} x "
+        text = (f"raise on {self.k} of {self.n} windows over, clear after {self.m} under {self.clear_ratio:g} x "
                 "threshold")
+        if period_s is None or not (math.isfinite(period_s) and period_s > 0):
+            return text
+        k, n, m = (span(count * period_s) for count in (self.k, self.n, self.m))
+        return f"{text} (at {period_s:g} s a window: {k} of {n}, {m})"
 
     def tracker(self) -> AlarmTracker:
         return AlarmTracker(self)
@@ -101,6 +108,18 @@ class AlarmRule(BaseModel):
         """`apply` to window scores judged against ``threshold`` (with the rule's hysteresis)."""
         scores = np.asarray(scores, dtype=np.float64)
         return self.apply(scores > threshold, scores < self.clear_ratio * threshold)
+
+
+def span(seconds: float) -> str:
+    """A duration for people: ``90 s``, ``2 min``, ``4 h``, ``10 d`` (the largest unit it is at least one of).
+
+    >>> span(45.0), span(120.0), span(14_400.0), span(864_000.0), span(5400.0)
+    ('45 s', '2 min', '4 h', '10 d', '1.5 h')
+    """
+    for unit, size in (("d", 86_400.0), ("h", 3_600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.3g} s"
 
 
 class AlarmTracker:

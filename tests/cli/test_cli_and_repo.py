@@ -50,6 +50,8 @@ def test_info_states_a_declustered_target_and_the_sensors_checked_for_drift() ->
                      result.stdout), result.stdout
     # both pumps stood still in training: their vibration and pressure are checked for drift at rest, temperature not
     assert "drift      vibration on 2 machine(s); pressure on 2 machine(s) (checked at rest)" in result.stdout
+    assert "raise on 60 of 120 windows over, clear after 14400 under 0.5 x threshold (at 1 s a window: 1 min of " \
+           "2 min, 4 h)" in result.stdout  # the rule in windows and in time
     as_json = pdm("info", str(ROOT / "models" / "pump"), "--json")
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout)["drift_checked"] == {"vibration": 2, "pressure": 2}
