@@ -5,7 +5,9 @@ fine-tuned from the champion's weights, with the robust z-score baseline fitted 
 Rules:
 
 - Hyper-parameters: the champion's saved ones, then each override that is not ``None``; without a champion (or
-  when it is not a GRU autoencoder), the `GRUAutoencoderDetector` defaults and the overrides.
+  when it is not a GRU autoencoder), the `GRUAutoencoderDetector` defaults and the overrides. A champion saved
+  with the alarm rule's old default in windows (60 of 120, 14,400: before the default was set in time) passes on
+  the default set in time instead, which is the same at 1 Hz and right at other sampling periods.
 - Sensors: the champion's, in its order (the daemon routes the same telemetry to it); without a champion, those
   of the data. ``timestamp_column`` and ``machine_column`` are kept from the champion.
 - ``init="finetune"`` needs a GRU champion with the same architecture (`pdm.retrain.finetune.check_compatible`).
@@ -30,6 +32,7 @@ from pdm.retrain.finetune import FineTunedGRU, check_compatible
 logger = logging.getLogger(__name__)
 
 Init = Literal["scratch", "finetune"]
+LEGACY_DEFAULT_RULE = (60, 120, 14_400)  # alarm_k, alarm_n, alarm_m saved by every model before 2026-12-06
 
 
 def challenger_params(champion: Detector | None, overrides: Mapping[str, Any], features: list[str]) -> dict[str, Any]:
@@ -37,6 +40,10 @@ def challenger_params(champion: Detector | None, overrides: Mapping[str, Any], f
     params: dict[str, Any] = {}
     if isinstance(champion, GRUAutoencoderDetector):
         params.update(champion.get_params())
+        if tuple(params.get(k) for k in ("alarm_k", "alarm_n", "alarm_m")) == LEGACY_DEFAULT_RULE:
+            logger.info("the champion's alarm rule is the old default in windows (60 of 120, 14,400): the challenger "
+                        "takes the default set in time, at its data's sampling period")
+            params.update(alarm_k=None, alarm_n=None, alarm_m=None)
     params.update({k: v for k, v in overrides.items() if v is not None})
     params["features"] = list(features)
     return params

@@ -284,3 +284,17 @@ def test_look_back_of_a_champion_with_the_default_rule_follows_the_sampling_peri
     assert look_back({"alarm_n": None}, 1.0) == 120  # a minute of the last two at 1 Hz
     assert look_back({}, 60.0) == 2  # at one reading a minute
     assert look_back({"alarm_n": 7}, 60.0) == 7  # given: windows, kept
+
+
+def test_a_champion_with_the_old_window_default_passes_on_the_rule_set_in_time() -> None:
+    from pdm.detectors.gru import GRUAutoencoderDetector
+    from pdm.retrain.challenger import challenger_params
+
+    def rule(params: dict[str, object]) -> tuple[object, ...]:
+        return tuple(params[k] for k in ("alarm_k", "alarm_n", "alarm_m"))
+
+    old = GRUAutoencoderDetector(alarm_k=60, alarm_n=120, alarm_m=14_400)  # what every model saved before stored
+    assert rule(challenger_params(old, {}, ["a"])) == (None, None, None)
+    assert rule(challenger_params(old, {"alarm_m": 600}, ["a"])) == (None, None, 600)  # a flag given still wins
+    chosen = GRUAutoencoderDetector(alarm_k=30, alarm_n=60, alarm_m=60)  # a rule someone chose is kept
+    assert rule(challenger_params(chosen, {}, ["a"])) == (30, 60, 60)
