@@ -192,8 +192,7 @@ def _unusable(champion: Detector | None, data: RetrainData) -> str | None:
 
 def look_back(params: dict[str, Any], period_s: float) -> int:
     """Windows of the alarm rule's raise look-back for hyper-parameters ``params`` at ``period_s``."""
-    n = params.get("alarm_n")
-    return int(n) if n is not None else AlarmRule.at(period_s).n
+    return AlarmRule.at(period_s, n=params.get("alarm_n")).n
 
 
 def _median_period(data: RetrainData) -> float:
