@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 SHORT_HISTORY_ROWS = 2_000  # fitting rows under which a history is short (`Detector.short_history`)
+DAY_S = 86_400.0  # a history spanning less cannot show a day's conditions (weather, shifts, load cycles): warned
 RETRAIN_HINT = ("retrain on a day or more of recorded data that includes every operating condition (`pdm retrain` "
                 "does not take this model's alarms as faults)")
 
@@ -102,6 +103,9 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
         warnings.append(f"short history ({rows_fitting} fitting rows, fewer than {SHORT_HISTORY_ROWS}): it cannot "
                         "show the operating range, so alarms flag conditions it never saw as much as faults; "
                         f"{RETRAIN_HINT}")
+    span_warning = short_span_warning(prepared, rows_fitting)
+    if span_warning is not None:
+        warnings.append(span_warning)
     for w in warnings:
         logger.warning("%s: %s", type(det).__name__, w)
     det.features_ = features
@@ -131,6 +135,20 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
     }
     det.evaluation_ = {**figures, "calibration_windows": cal.n_windows,
                         "calibration_exceedance_rate": threshold.calibration_exceedance_rate}
+
+
+def short_span_warning(prepared: list[PreparedFrame], rows_fitting: int) -> str | None:
+    """A warning when the history has enough rows but spans less than `DAY_S` from its first reading to its last
+    (over all machines): a few hours at 1 Hz are thousands of rows and still none of the day's other conditions.
+    ``None`` for a history of a day or more, or one already warned as short by its rows."""
+    spans = [(float(p.ts[0]), float(p.ts[-1])) for p in prepared if len(p.ts)]
+    if rows_fitting < SHORT_HISTORY_ROWS or not spans:
+        return None
+    span = max(b for _, b in spans) - min(a for a, _ in spans)
+    if span >= DAY_S:
+        return None
+    return (f"the history spans {span / 3600:.1f} h, less than a day: it cannot show a day's conditions (weather, "
+            f"shifts, load cycles), so alarms may flag conditions it never saw as much as faults; {RETRAIN_HINT}")
 
 
 def target_rate(det: Detector, period_s: float) -> float:
