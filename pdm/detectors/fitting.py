@@ -103,7 +103,7 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
         warnings.append(f"short history ({rows_fitting} fitting rows, fewer than {SHORT_HISTORY_ROWS}): it cannot "
                         "show the operating range, so alarms flag conditions it never saw as much as faults; "
                         f"{RETRAIN_HINT}")
-    span_warning = short_span_warning(prepared, rows_fitting)
+    span_warning = short_span_warning(prepared, rows_fitting, period)
     if span_warning is not None:
         warnings.append(span_warning)
     for w in warnings:
@@ -137,14 +137,15 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
                         "calibration_exceedance_rate": threshold.calibration_exceedance_rate}
 
 
-def short_span_warning(prepared: list[PreparedFrame], rows_fitting: int) -> str | None:
-    """A warning when the history has enough rows but spans less than `DAY_S` from its first reading to its last
-    (over all machines): a few hours at 1 Hz are thousands of rows and still none of the day's other conditions.
+def short_span_warning(prepared: list[PreparedFrame], rows_fitting: int, period_s: float) -> str | None:
+    """A warning when the history has enough rows but spans less than `DAY_S` from its first reading to the end of
+    its last (one sampling period ``period_s`` after it), over all machines: a few hours at 1 Hz are thousands of
+    rows and still none of the day's other conditions.
     ``None`` for a history of a day or more, or one already warned as short by its rows."""
     spans = [(float(p.ts[0]), float(p.ts[-1])) for p in prepared if len(p.ts)]
     if rows_fitting < SHORT_HISTORY_ROWS or not spans:
         return None
-    span = max(b for _, b in spans) - min(a for a, _ in spans)
+    span = max(b for _, b in spans) - min(a for a, _ in spans) + period_s  # 86,400 readings at 1 Hz: a day
     if span >= DAY_S:
         return None
     return (f"the history spans {span / 3600:.1f} h, less than a day: it cannot show a day's conditions (weather, "

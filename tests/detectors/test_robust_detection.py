@@ -195,3 +195,6 @@ def test_a_history_of_thousands_of_rows_but_hours_long_says_it_spans_less_than_a
     days = detector(machine_column=None, features=SENSORS).fit(
         frame.assign(timestamp=t0 + 60.0 * np.arange(len(frame))))
     assert not [w for w in days.fit_warnings if w.startswith("the history spans ")]
+    day = drifting_machine(2880).assign(timestamp=t0 + 30.0 * np.arange(2880))  # exactly a day of 30 s readings
+    assert not [w for w in detector(machine_column=None, features=SENSORS).fit(day).fit_warnings
+                if w.startswith("the history spans ")]
