@@ -140,7 +140,8 @@ def fit_detector(det: Detector, frames: Frames, progress: Progress | None) -> No
 def short_span_warning(prepared: list[PreparedFrame], rows_fitting: int, period_s: float) -> str | None:
     """A warning when the history has enough rows but spans less than `DAY_S` from its first reading to the end of
     its last (one sampling period ``period_s`` after it), over all machines: a few hours at 1 Hz are thousands of
-    rows and still none of the day's other conditions.
+    rows and still none of the day's other conditions. Unlike a short history's, the hint does not say that `pdm
+    retrain` sets this model's alarms aside: it takes them as faults (`Detector.short_history` is by rows).
     ``None`` for a history of a day or more, or one already warned as short by its rows."""
     spans = [(float(p.ts[0]), float(p.ts[-1])) for p in prepared if len(p.ts)]
     if rows_fitting < SHORT_HISTORY_ROWS or not spans:
@@ -149,7 +150,8 @@ def short_span_warning(prepared: list[PreparedFrame], rows_fitting: int, period_
     if span >= DAY_S:
         return None
     return (f"the history spans {span / 3600:.1f} h, less than a day: it cannot show a day's conditions (weather, "
-            f"shifts, load cycles), so alarms may flag conditions it never saw as much as faults; {RETRAIN_HINT}")
+            "shifts, load cycles), so alarms may flag conditions it never saw as much as faults; retrain it with "
+            "`pdm retrain` on a day or more of recorded data that includes every operating condition")
 
 
 def target_rate(det: Detector, period_s: float) -> float:
