@@ -89,9 +89,9 @@ FAULTS = ("vibration", "temperature", "third")  # cycled over the faulty machine
 
 
 def inject(frame: pd.DataFrame, which: str, start: int, length: int, load: np.ndarray) -> None:
-    """A fault over rows [start, start + length) of one machine's judged readings, growing over its first third:
-    ``vibration`` +60 % while running (a loosened mount), ``temperature`` up to +6 degrees while running (a fouled
-    cooler), ``third`` -20 % (a pump's leak, a motor's failing winding: current up 20 % instead)."""
+    """A fault over rows [start, start + length) of one machine's frame (in its judged part), growing over its first
+    third: ``vibration`` +60 % while running (a loosened mount), ``temperature`` up to +6 degrees while running (a
+    fouled cooler), ``third`` -20 % (a pump's leak, a motor's failing winding: current up 20 % instead)."""
     ramp = np.minimum(1.0, np.arange(length) / (length / 3))
     run = load[start : start + length] > 0.02
     rows = frame.index[start : start + length]
